@@ -1,0 +1,55 @@
+# kubensage — see README.md. Every target works from a clean checkout.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+UNAME_M := $(shell uname -m)
+ARCH ?= $(if $(filter x86_64,$(UNAME_M)),amd64,$(if $(filter aarch64 arm64,$(UNAME_M)),arm64,$(UNAME_M)))
+RELAY_GRPC ?= 127.0.0.1:9091
+RELAY_METRICS ?= 127.0.0.1:9090
+RUN_DIR := .run
+
+.PHONY: all venv run test test-unit lint fmt proto proto-check clean
+
+all: lint test
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "kubensage needs Python >= 3.11 (found $$($(PYTHON) -V))"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || \
+	  { echo "python venv module missing: apt-get install -y python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@scripts/run-local.sh "$(BIN)" "$(RELAY_GRPC)" "$(RELAY_METRICS)" "$(RUN_DIR)"
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check kubensage_agent kubensage_common relay tests scripts
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format kubensage_agent kubensage_common relay tests scripts
+
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+
+proto-check: $(STAMP)
+	$(BIN)/pytest -q tests/test_proto_generated.py
+
+clean:
+	rm -rf $(VENV) build dist $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

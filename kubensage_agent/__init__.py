@@ -1,0 +1,1 @@
+"""kubensage-agent: node and container telemetry from the kernel and the CRI runtime."""

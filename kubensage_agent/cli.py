@@ -1,0 +1,102 @@
+"""kubensage-agent: detect the runtime, collect one report, or run the push loop."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from google.protobuf import json_format
+
+from kubensage_agent.collectors.errors import CollectorErrors
+from kubensage_agent.collectors.node import NodeCollector, default_node_name
+from kubensage_agent.cri.discovery import DiscoveryError, discover
+from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.options import host_options
+from kubensage_agent.report import ReportBuilder, RuntimeLink
+from kubensage_agent.textformat import render_text
+from kubensage_common.cliconfig import option
+from kubensage_common.logsetup import configure_logging
+from kubensage_common.version import version_string
+
+
+def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
+    configure_logging(options["log_level"], options["log_format"], options["log_file"])
+    return HostPaths(Path(options["host_root"])), CollectorErrors()
+
+
+def _disabled(options: dict[str, Any]) -> frozenset[str]:
+    return frozenset(n.strip() for n in options["disable_collectors"].split(",") if n.strip())
+
+
+def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
+    paths, errors = _setup(options)
+    try:
+        node = NodeCollector(
+            paths, options["node_name"] or default_node_name(), errors, _disabled(options)
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--disable-collectors") from exc
+    runtime = RuntimeLink(paths, options["cri_socket"], options["cri_timeout"], errors)
+    return ReportBuilder(
+        agent_id=agent_id,
+        node=node,
+        runtime=runtime,
+        errors=errors,
+        cri_timeout=options["cri_timeout"],
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(message=version_string("kubensage-agent"))
+def cli() -> None:
+    """Node and container telemetry from /proc, /sys and the CRI runtime."""
+
+
+@cli.command()
+@host_options
+def detect(**options: Any) -> None:
+    """Show which CRI runtime socket answers, with its name and versions."""
+    paths, _ = _setup(options)
+    try:
+        found = discover(paths, options["cri_socket"], options["cri_timeout"])
+    except DiscoveryError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    version = found.version
+    click.echo(f"endpoint: {found.endpoint}")
+    click.echo(f"runtime: {version.runtime_name} {version.runtime_version}")
+    click.echo(f"cri_api_version: {version.runtime_api_version}")
+
+
+@cli.command()
+@host_options
+@option("--format", "output_format", type=click.Choice(["json", "text"]), default="json")
+@option(
+    "--sample-interval",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    help="Seconds between the two samples that fill the CPU rates; 0 takes one sample.",
+)
+def collect(output_format: str, sample_interval: float, **options: Any) -> None:
+    """Collect one report and print it, then exit."""
+    reporter = build_reporter(options, agent_id=str(uuid.uuid4()))
+    try:
+        report = reporter.build(sequence=1)
+        if sample_interval > 0:
+            time.sleep(sample_interval)
+            report = reporter.build(sequence=2)
+    finally:
+        if reporter.runtime is not None:
+            reporter.runtime.close()
+    if output_format == "json":
+        click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True))
+    else:
+        click.echo(render_text(report))
+
+
+def main() -> None:
+    cli(auto_envvar_prefix=None)

@@ -1,0 +1,1 @@
+"""Collectors turn host files and CRI answers into the report's protobuf messages."""

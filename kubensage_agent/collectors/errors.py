@@ -1,0 +1,35 @@
+"""Per-collector error accounting: a failing part costs only its own fields."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psutil
+
+from kubensage_common.logsetup import OnceLogger
+
+RECOVERABLE = (OSError, ValueError, KeyError, psutil.Error)
+
+
+class CollectorErrors:
+    """Counts failures per collector and logs each cause once until it recovers."""
+
+    def __init__(self, once: OnceLogger | None = None) -> None:
+        self.totals: Counter[str] = Counter()
+        self.once = once or OnceLogger()
+
+    @contextmanager
+    def guard(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except RECOVERABLE as exc:
+            self.totals[name] += 1
+            self.once.problem(f"collector:{name}", f"collector {name} failed: {exc}")
+        else:
+            self.once.clear(f"collector:{name}")
+
+    def run(self, name: str, func: Callable[[], None]) -> None:
+        with self.guard(name):
+            func()

@@ -1,0 +1,1 @@
+"""Talking to the container runtime over CRI runtime.v1."""

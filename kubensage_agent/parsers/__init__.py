@@ -1,0 +1,1 @@
+"""Pure parsers, one per kernel file; each raises ValueError on content it cannot trust."""

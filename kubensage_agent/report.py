@@ -1,0 +1,125 @@
+"""One collection cycle -> one `Metrics` report: node figures first, then the runtime's view."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from kubensage_agent.collectors.cri import CriCollector
+from kubensage_agent.collectors.errors import CollectorErrors
+from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.cri.client import CriClient
+from kubensage_agent.cri.discovery import DiscoveryError, discover
+from kubensage_agent.hostfs import HostPaths
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.version import VERSION
+
+REDISCOVERY_SECONDS = 60.0
+
+
+@dataclass
+class SenderHealth:
+    """Figures owned by the push loop that travel in every report."""
+
+    queue_depth: int = 0
+    dropped_reports_total: int = 0
+    reconnects_total: int = 0
+    interval_seconds: float = 0.0
+    started_at_unix_nanos: int = field(default_factory=time.time_ns)
+
+
+class RuntimeLink:
+    """The runtime the agent collects from; found again later when absent at start."""
+
+    def __init__(
+        self, paths: HostPaths, explicit: str | None, timeout: float, errors: CollectorErrors
+    ) -> None:
+        self.paths = paths
+        self.explicit = explicit
+        self.timeout = timeout
+        self.errors = errors
+        self.collector: CriCollector | None = None
+        self.info = tm.RuntimeInfo()
+        self._next_attempt = 0.0
+
+    def current(self) -> CriCollector | None:
+        if self.collector is not None or time.monotonic() < self._next_attempt:
+            return self.collector
+        self._next_attempt = time.monotonic() + REDISCOVERY_SECONDS
+        try:
+            found = discover(self.paths, self.explicit, self.timeout)
+        except DiscoveryError as exc:
+            self.errors.once.problem(
+                "runtime:discovery",
+                f"{exc}\ncollecting node metrics only; retrying every {REDISCOVERY_SECONDS:.0f}s",
+            )
+            return None
+        self.errors.once.clear("runtime:discovery")
+        version = found.version
+        self.info = tm.RuntimeInfo(
+            endpoint=found.endpoint,
+            name=version.runtime_name,
+            version=version.runtime_version,
+            api_version=version.runtime_api_version,
+        )
+        logger.info(
+            "collecting from {} {} at {}",
+            version.runtime_name,
+            version.runtime_version,
+            found.endpoint,
+        )
+        self.collector = CriCollector(
+            CriClient(found.endpoint, self.timeout), self.paths, self.errors
+        )
+        return self.collector
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.client.close()
+
+
+class ReportBuilder:
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        node: NodeCollector,
+        runtime: RuntimeLink | None,
+        errors: CollectorErrors,
+        cri_timeout: float,
+        sender: SenderHealth | None = None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.node = node
+        self.runtime = runtime
+        self.errors = errors
+        self.cri_timeout = cri_timeout
+        self.sender = sender or SenderHealth()
+
+    def build(self, sequence: int) -> tm.Metrics:
+        started = time.monotonic()
+        report = tm.Metrics(
+            agent_id=self.agent_id,
+            sequence=sequence,
+            collected_at_unix_nanos=time.time_ns(),
+            agent_version=VERSION,
+        )
+        report.node.CopyFrom(self.node.collect())
+        cri = self.runtime.current() if self.runtime is not None else None
+        if cri is not None and self.runtime is not None:
+            pods, image_fs = cri.collect(deadline=time.monotonic() + self.cri_timeout)
+            report.pods.extend(pods)
+            report.image_filesystems.extend(image_fs)
+            report.runtime.CopyFrom(self.runtime.info)
+        health = report.health
+        health.cycle_duration_seconds = time.monotonic() - started
+        health.queue_depth = self.sender.queue_depth
+        health.dropped_reports_total = self.sender.dropped_reports_total
+        health.reconnects_total = self.sender.reconnects_total
+        health.interval_seconds = self.sender.interval_seconds
+        health.started_at_unix_nanos = self.sender.started_at_unix_nanos
+        health.cri_errors_total = cri.cri_errors_total if cri is not None else 0
+        health.collector_errors_total.update(self.errors.totals)
+        return report

@@ -1,0 +1,1 @@
+"""Pieces shared by the agent and the relay: version, logging, CLI configuration."""

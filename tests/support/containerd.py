@@ -1,0 +1,216 @@
+"""A private containerd for tests and benchmarks: own root, state and socket in a temp dir.
+
+Everything it starts (containerd, its shims, overlay mounts) is torn down by `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+
+from kubensage_api.cri import api_pb2, api_pb2_grpc
+from tests.support.oci_image import build_image_archive
+
+PAUSE_IMAGE = "docker.io/kubensage/pause:test"
+WORKLOAD_IMAGE = "docker.io/kubensage/busybox:test"
+
+CONFIG_TEMPLATE = """\
+version = 2
+root = "{root}/root"
+state = "{root}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "{socket}"
+
+[ttrpc]
+  address = "{root}/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+  stats_collect_period = 1
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "{snapshotter}"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{root}/cni/bin"
+    conf_dir = "{root}/cni/conf"
+"""
+
+
+def binaries_present() -> list[str]:
+    """Names of the programs this harness needs that are not on PATH."""
+    return [name for name in ("containerd", "ctr", "runc") if shutil.which(name) is None]
+
+
+class Containerd:
+    def __init__(self, workdir: Path, snapshotter: str = "overlayfs") -> None:
+        self.workdir = workdir
+        self.socket_path = workdir / "containerd.sock"
+        self.endpoint = f"unix://{self.socket_path}"
+        self.snapshotter = snapshotter
+        self.log_path = workdir / "containerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for sub in ("cni/bin", "cni/conf", "opt"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "config.toml"
+        config.write_text(
+            CONFIG_TEMPLATE.format(
+                root=self.workdir,
+                socket=self.socket_path,
+                pause=PAUSE_IMAGE,
+                snapshotter=self.snapshotter,
+            )
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["containerd", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"containerd exited early; log:\n{self.log_tail()}")
+            if self.socket_path.exists():
+                try:
+                    with grpc.insecure_channel(self.endpoint) as channel:
+                        api_pb2_grpc.RuntimeServiceStub(channel).Version(
+                            api_pb2.VersionRequest(version="v1"), timeout=2
+                        )
+                    return
+                except grpc.RpcError as exc:
+                    last_error = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"containerd not ready in {timeout}s ({last_error}); log:\n{self.log_tail()}"
+        )
+
+    def import_images(self) -> None:
+        images = self.workdir / "images"
+        images.mkdir(exist_ok=True)
+        archives = [
+            build_image_archive(images / "pause.tar", PAUSE_IMAGE, ["/bin/sleep", "2147483647"]),
+            build_image_archive(images / "busybox.tar", WORKLOAD_IMAGE, ["/bin/sh"]),
+        ]
+        for archive in archives:
+            subprocess.run(
+                [
+                    "ctr",
+                    "--address",
+                    str(self.socket_path),
+                    "-n",
+                    "k8s.io",
+                    "images",
+                    "import",
+                    "--no-unpack",
+                    str(archive),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Stop only the daemon (shims and containers keep running) and start it again."""
+        self._stop_daemon()
+        self.start(timeout)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._remove_all_pods()
+        self._stop_daemon()
+        self._kill_shims()
+        self._unmount_all()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def _remove_all_pods(self) -> None:
+        with grpc.insecure_channel(self.endpoint) as channel:
+            stub = api_pb2_grpc.RuntimeServiceStub(channel)
+            for pod in stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10).items:
+                stub.StopPodSandbox(
+                    api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=30
+                )
+                stub.RemovePodSandbox(
+                    api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=30
+                )
+
+    def _stop_daemon(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def _kill_shims(self) -> None:
+        marker = str(self.socket_path)
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info.get("cmdline") or []
+            if any(marker in part for part in cmdline) and "containerd-shim" in " ".join(cmdline):
+                with contextlib.suppress(psutil.Error):
+                    for child in proc.children(recursive=True):
+                        child.kill()
+                    proc.kill()
+
+    def _unmount_all(self) -> None:
+        prefix = str(self.workdir)
+        mounts = [
+            line.split()[1]
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1].startswith(prefix)
+        ]
+        for mountpoint in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
+
+
+def pid_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def send_signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
