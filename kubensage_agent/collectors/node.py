@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psutil
 
@@ -155,12 +156,23 @@ class NodeCollector:
         self.steps = {name: step for name, step in NODE_STEPS.items() if name not in disabled}
 
     def collect(self) -> tm.Node:
-        psutil.PROCFS_PATH = str(self.paths.proc())
         node = tm.Node(name=self.node_name)
-        for name, step in self.steps.items():
-            with self.errors.guard(name):
-                step(self.paths, node)
+        with _procfs_at(self.paths):
+            for name, step in self.steps.items():
+                with self.errors.guard(name):
+                    step(self.paths, node)
         return node
+
+
+@contextmanager
+def _procfs_at(paths: HostPaths) -> Iterator[None]:
+    """Point psutil at the host's /proc for one collection (psutil keeps it in a global)."""
+    previous = psutil.PROCFS_PATH
+    psutil.PROCFS_PATH = str(paths.proc())
+    try:
+        yield
+    finally:
+        psutil.PROCFS_PATH = previous
 
 
 def default_node_name() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -72,6 +71,7 @@ class Containerd:
         self.snapshotter = snapshotter
         self.log_path = workdir / "containerd.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.cgroup_root = f"/kubensage-test-{os.getpid()}"
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +152,7 @@ class Containerd:
         self._stop_daemon()
         self._kill_shims()
         self._unmount_all()
+        self._remove_cgroups()
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -202,15 +203,18 @@ class Containerd:
         for mountpoint in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
 
-
-def pid_is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def send_signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+    def _remove_cgroups(self) -> None:
+        """Remove the (now empty) cgroups our pods' cgroup parent created, deepest first."""
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            if fields[2] not in ("cgroup", "cgroup2"):
+                continue
+            top = Path(fields[1] + self.cgroup_root)
+            if not top.is_dir():
+                continue
+            for folder in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if folder.is_dir():
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
