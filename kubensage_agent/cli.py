@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 import uuid
@@ -16,8 +17,10 @@ from kubensage_agent.collectors.node import NodeCollector, default_node_name
 from kubensage_agent.cri.discovery import DiscoveryError, discover
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.options import host_options
+from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_agent.textformat import render_text
+from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.version import version_string
@@ -96,6 +99,55 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
         click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True))
     else:
         click.echo(render_text(report))
+
+
+@cli.command()
+@host_options
+@option("--relay-address", required=True, help="HOST:PORT of a kubensage-relay.")
+@option(
+    "--interval",
+    type=click.FloatRange(min=0.2),
+    default=10.0,
+    help="Seconds between collections; a relay may change it.",
+)
+@option(
+    "--queue-size",
+    type=click.IntRange(min=1),
+    default=360,
+    help="Unacknowledged reports kept in memory; the oldest is dropped when full.",
+)
+@option(
+    "--flush-timeout",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    help="Seconds to wait on SIGTERM for queued reports to be acknowledged.",
+)
+@option(
+    "--max-message-bytes",
+    type=click.IntRange(min=1024),
+    default=16 * 1024 * 1024,
+    help="Reports larger than this are dropped and counted, never sent.",
+)
+@option(
+    "--health-address",
+    default="",
+    help="HOST:PORT for /livez and /readyz; empty turns the probes off.",
+)
+def run(**options: Any) -> None:
+    """Collect every interval and push each report to the relay, until SIGTERM."""
+    split_host_port(options["relay_address"])
+    if options["health_address"]:
+        split_host_port(options["health_address"])
+    reporter = build_reporter(options, agent_id=str(uuid.uuid4()))
+    config = RunConfig(
+        relay_address=options["relay_address"],
+        interval_seconds=options["interval"],
+        queue_size=options["queue_size"],
+        flush_timeout_seconds=options["flush_timeout"],
+        max_message_bytes=options["max_message_bytes"],
+        health_address=options["health_address"],
+    )
+    sys.exit(asyncio.run(AgentRunner(reporter, config).run()))
 
 
 def main() -> None:

@@ -63,13 +63,13 @@ class OnceLogger:
             if cause in self._active:
                 return
             self._active[cause] = message
-        logger.bind(cause=cause).warning("{}", message)
+        logger.opt(depth=1).bind(cause=cause).warning("{}", message)
 
     def clear(self, cause: str) -> None:
         with self._lock:
             if self._active.pop(cause, None) is None:
                 return
-        logger.bind(cause=cause).info("recovered: {}", cause)
+        logger.opt(depth=1).bind(cause=cause).info("recovered: {}", cause)
 
     def active(self) -> dict[str, str]:
         with self._lock:

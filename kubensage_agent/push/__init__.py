@@ -1,0 +1,1 @@
+"""Getting reports from the agent to a relay: queue, stream, run loop."""

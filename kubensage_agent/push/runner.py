@@ -1,0 +1,150 @@
+"""`kubensage-agent run`: collect on a steady clock, push every report, flush on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+
+from loguru import logger
+
+from kubensage_agent.push.probes import ProbeServer
+from kubensage_agent.push.queue import ReportQueue
+from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.report import ReportBuilder
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.addresses import split_host_port
+from kubensage_common.version import VERSION
+
+MIN_INTERVAL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    relay_address: str
+    interval_seconds: float = 10.0
+    queue_size: int = 360
+    flush_timeout_seconds: float = 5.0
+    max_message_bytes: int = 16 * 1024 * 1024
+    health_address: str = ""
+
+
+def next_tick(previous: float, interval: float, now: float) -> float:
+    """The next instant on the grid previous + k*interval strictly after `now`.
+
+    Ticks a slow cycle overran are skipped, never run back to back.
+    """
+    if now < previous + interval:
+        return previous + interval
+    missed = int((now - previous) // interval)
+    return previous + (missed + 1) * interval
+
+
+class AgentRunner:
+    def __init__(self, builder: ReportBuilder, config: RunConfig) -> None:
+        self.builder = builder
+        self.config = config
+        self.interval = config.interval_seconds
+        self.queue = ReportQueue(config.queue_size)
+        self.sequence = 0
+        self.oversize_dropped = 0
+        self.last_turn = time.monotonic()
+        self._interval_changed = asyncio.Event()
+        self.sender = StreamSender(
+            config.relay_address,
+            self._hello(),
+            self.queue,
+            self.apply_settings,
+            config.max_message_bytes,
+        )
+
+    def _hello(self) -> tm.Hello:
+        runtime = self.builder.runtime.info if self.builder.runtime is not None else None
+        return tm.Hello(
+            agent_id=self.builder.agent_id,
+            node_name=self.builder.node.node_name,
+            agent_version=VERSION,
+            runtime=runtime,
+        )
+
+    def apply_settings(self, settings: tm.Settings) -> None:
+        wanted = settings.interval_seconds
+        if wanted >= MIN_INTERVAL_SECONDS and wanted != self.interval:
+            logger.info("relay set the collection interval to {}s (was {}s)", wanted, self.interval)
+            self.interval = wanted
+            self._interval_changed.set()
+
+    def live(self) -> bool:
+        allowance = 3 * self.interval + self.builder.cri_timeout
+        return time.monotonic() - self.last_turn < allowance
+
+    def _cycle(self) -> None:
+        sender_health = self.builder.sender
+        sender_health.queue_depth = len(self.queue)
+        sender_health.dropped_reports_total = self.queue.dropped_total + self.oversize_dropped
+        sender_health.reconnects_total = self.sender.reconnects_total
+        sender_health.interval_seconds = self.interval
+        self.sequence += 1
+        report = self.builder.build(self.sequence)
+        size = report.ByteSize()
+        if size > self.config.max_message_bytes:
+            self.oversize_dropped += 1
+            self.builder.errors.once.problem(
+                "push:oversize",
+                f"report of {size} bytes exceeds --max-message-bytes "
+                f"{self.config.max_message_bytes}; dropped",
+            )
+            return
+        self.builder.errors.once.clear("push:oversize")
+        self.queue.put(report)
+
+    async def collect_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = loop.time()
+        while True:
+            await asyncio.to_thread(self._cycle)
+            self.last_turn = time.monotonic()
+            tick = next_tick(tick, self.interval, loop.time())
+            self._interval_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._interval_changed.wait(), tick - loop.time())
+            if self._interval_changed.is_set():
+                tick = loop.time()
+
+    async def run(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        probes = None
+        if self.config.health_address:
+            host, port = split_host_port(self.config.health_address)
+            probes = ProbeServer(host, port, self.live, lambda: self.sender.acked_any)
+            probes.start()
+            logger.info("probes on http://{}:{}/livez and /readyz", host, probes.port)
+        logger.info("pushing to {} every {}s", self.config.relay_address, self.interval)
+        sender_task = asyncio.create_task(self.sender.run())
+        collect_task = asyncio.create_task(self.collect_loop())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopped, collect_task}, return_when=asyncio.FIRST_COMPLETED)
+        if collect_task.done() and not collect_task.cancelled():
+            collect_task.result()  # a bug in collection must not look like a clean stop
+        logger.info("stopping: flushing {} queued reports", len(self.queue))
+        collect_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collect_task
+        flushed = await self.sender.flush_and_close(self.config.flush_timeout_seconds)
+        sender_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender_task
+        if probes is not None:
+            probes.stop()
+        if self.builder.runtime is not None:
+            self.builder.runtime.close()
+        if flushed:
+            logger.info("stopped; every report was acknowledged")
+        else:
+            logger.warning("stopped with {} reports unacknowledged", len(self.queue))
+        return 0

@@ -1,0 +1,1 @@
+"""Turning held reports into Prometheus metric families and serving them."""

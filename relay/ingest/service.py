@@ -1,0 +1,105 @@
+"""The agent stream: hello, then reports answered by acknowledgements (and settings when set)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from loguru import logger
+
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_api.telemetry import telemetry_pb2_grpc
+from relay.selfmetrics import RelayMetrics
+from relay.state.store import NodeStore, Outcome
+
+HELLO_TIMEOUT_SECONDS = 30.0
+
+
+def validate(report: tm.Metrics, hello: tm.Hello) -> str | None:
+    """The reason a report cannot be stored, or None when it can."""
+    if report.agent_id != hello.agent_id or report.node.name != hello.node_name:
+        return "identity_mismatch"
+    if report.sequence == 0 or not report.node.name:
+        return "invalid"
+    return None
+
+
+class IngestService(telemetry_pb2_grpc.IngestServicer):
+    def __init__(
+        self, store: NodeStore, metrics: RelayMetrics, settings: tm.Settings | None = None
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.settings = settings
+
+    async def Stream(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[tm.AgentMessage],
+        context: grpc.aio.ServicerContext[tm.AgentMessage, tm.RelayMessage],
+    ) -> AsyncIterator[tm.RelayMessage]:
+        hello = await self._hello(request_iterator, context)
+        if hello is None:
+            return
+        node, peer = hello.node_name, context.peer()
+        self.store.connected(node)
+        self.metrics.connected_agents.inc()
+        logger.info("agent {} on node {} connected from {}", hello.agent_id, node, peer)
+        accepted = 0
+        clean = False
+        try:
+            if self.settings is not None:
+                yield tm.RelayMessage(settings=self.settings)
+            async for message in request_iterator:
+                if not message.HasField("report"):
+                    self.metrics.rejected.labels("invalid").inc()
+                    continue
+                if self._ingest(message.report, hello):
+                    accepted += 1
+                yield tm.RelayMessage(ack=tm.Ack(sequence=message.report.sequence))
+            clean = True
+        finally:
+            self.store.disconnected(node)
+            self.metrics.connected_agents.dec()
+            how = "clean" if clean else "lost"
+            self.metrics.streams_closed.labels(how).inc()
+            logger.info(
+                "stream of node {} closed {} after {} accepted reports", node, how, accepted
+            )
+
+    async def _hello(
+        self,
+        request_iterator: AsyncIterator[tm.AgentMessage],
+        context: grpc.aio.ServicerContext[tm.AgentMessage, tm.RelayMessage],
+    ) -> tm.Hello | None:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
+        except (StopAsyncIteration, TimeoutError):
+            return None
+        if not first.HasField("hello") or not first.hello.agent_id or not first.hello.node_name:
+            self.metrics.rejected.labels("no_hello").inc()
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first message must be a hello naming agent_id and node_name",
+            )
+            return None
+        return first.hello
+
+    def _ingest(self, report: tm.Metrics, hello: tm.Hello) -> bool:
+        started = time.perf_counter()
+        try:
+            reason = validate(report, hello)
+            if reason is not None:
+                self.metrics.rejected.labels(reason).inc()
+                return False
+            outcome = self.store.accept(report)
+            if outcome is not Outcome.ACCEPTED:
+                self.metrics.rejected.labels(outcome.value).inc()
+                return False
+            self.metrics.received.inc()
+            age = time.time() - report.collected_at_unix_nanos / 1e9
+            self.metrics.report_age.observe(max(age, 0.0))
+            return True
+        finally:
+            self.metrics.ingest_duration.observe(time.perf_counter() - started)

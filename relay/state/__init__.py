@@ -1,0 +1,1 @@
+"""What the relay holds between reports and scrapes."""
