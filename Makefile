@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 UNAME_M := $(shell uname -m)
 ARCH ?= $(if $(filter x86_64,$(UNAME_M)),amd64,$(if $(filter aarch64 arm64,$(UNAME_M)),arm64,$(UNAME_M)))
-RELAY_GRPC ?= 127.0.0.1:9091
-RELAY_METRICS ?= 127.0.0.1:9090
+RELAY_GRPC ?= 127.0.0.1:9190
+RELAY_METRICS ?= 127.0.0.1:9191
 RUN_DIR := .run
 
 .PHONY: all venv run test test-unit lint fmt proto proto-check clean

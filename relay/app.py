@@ -36,7 +36,7 @@ class RelayConfig:
 
 async def serve(config: RelayConfig) -> None:
     # *_created samples double the series count for no use on a relay's counters
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     store = NodeStore(config.node_grace_seconds)
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)

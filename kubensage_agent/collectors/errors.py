@@ -18,7 +18,7 @@ class CollectorErrors:
 
     def __init__(self, once: OnceLogger | None = None) -> None:
         self.totals: Counter[str] = Counter()
-        self.once = once or OnceLogger()
+        self.once = once if once is not None else OnceLogger()
 
     @contextmanager
     def guard(self, name: str) -> Iterator[None]:

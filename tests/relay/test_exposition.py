@@ -1,0 +1,172 @@
+"""What Prometheus reads from /metrics for known reports, in both profiles."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from relay.expose.collector import ReportCollector
+from relay.state.store import NodeStore
+from tests.conftest import require
+from tests.support.reports import container, pod, report
+
+
+def scrape(store: NodeStore, profile: str = "native") -> str:
+    registry = CollectorRegistry()
+    registry.register(ReportCollector(store, profile))
+    return generate_latest(registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def store_with(*reports: tm.Metrics) -> NodeStore:
+    store = NodeStore(grace_seconds=30)
+    for r in reports:
+        store.accept(r)
+    return store
+
+
+def key(**labels: str) -> frozenset[tuple[str, str]]:
+    return frozenset(labels.items())
+
+
+def test_native_families_for_a_known_report() -> None:
+    text = scrape(store_with(report()))
+    got = samples(text)
+    c = key(node="node-a", namespace="default", pod="web-1", container="app")
+    assert got[("kubensage_container_cpu_usage_seconds_total", c)] == 12.5
+    assert got[("kubensage_container_memory_working_set_bytes", c)] == 64 * 1024 * 1024
+    assert got[("kubensage_container_memory_major_page_faults_total", c)] == 3
+    assert got[("kubensage_container_fs_inodes_used", c)] == 7
+    assert got[("kubensage_container_pressure_cpu_waiting_seconds_total", c)] == 1.25
+    assert got[("kubensage_container_pressure_cpu_stalled_seconds_total", c)] == 0.5
+    assert got[("kubensage_container_start_time_seconds", c)] == 1_700_000_001
+    assert (
+        got[
+            (
+                "kubensage_pod_network_transmit_bytes_total",
+                key(node="node-a", namespace="default", pod="web-1", interface="eth0"),
+            )
+        ]
+        == 2000
+    )
+    assert got[("kubensage_node_cpu_seconds_total", key(node="node-a", mode="idle"))] == 1000
+    assert got[("kubensage_node_pressure_cpu_waiting_seconds_total", key(node="node-a"))] == 3
+    assert (
+        got[("kubensage_node_network_receive_bytes_total", key(node="node-a", device="eth0"))]
+        == 10_000
+    )
+    assert (
+        got[("kubensage_agent_collector_errors_total", key(node="node-a", collector="pressure"))]
+        == 2
+    )
+    info = [k for k in got if k[0] == "kubensage_node_info"]
+    assert dict(info[0][1])["runtime_version"] == "1.6.20"
+    # swap was never reported: no sample rather than a misleading zero
+    assert not [k for k in got if k[0] == "kubensage_container_swap_usage_bytes"]
+    assert "# TYPE kubensage_container_cpu_usage_seconds_total counter" in text
+    assert "# HELP kubensage_container_memory_working_set_bytes" in text
+
+
+def test_label_values_are_escaped() -> None:
+    nasty = 'quote " backslash \\ newline \n ünïcødé'
+    r = report(pods=[pod(nasty, namespace="ns", containers=[container("app", "c1")])])
+    text = scrape(store_with(r))
+    assert 'pod="quote \\" backslash \\\\ newline \\n ünïcødé"' in text
+    parsed = samples(text)
+    c = key(node="node-a", namespace="ns", pod=nasty, container="app")
+    assert parsed[("kubensage_container_cpu_usage_seconds_total", c)] == 12.5
+
+
+def test_restarted_container_replaces_the_old_series() -> None:
+    old = container("app", "old-id", cpu_seconds=500.0, state=tm.CONTAINER_STATE_EXITED, attempt=0)
+    new = container("app", "new-id", cpu_seconds=1.0, attempt=1, created=1_800_000_000 * 10**9)
+    got = samples(scrape(store_with(report(pods=[pod("web-1", containers=[old, new])]))))
+    c = key(node="node-a", namespace="default", pod="web-1", container="app")
+    assert got[("kubensage_container_cpu_usage_seconds_total", c)] == 1.0
+    infos = [dict(k[1]) for k in got if k[0] == "kubensage_container_info"]
+    assert [i["container_id"] for i in infos] == ["new-id"]
+
+
+def test_pods_absent_from_the_newest_report_vanish_at_once() -> None:
+    store = store_with(report(sequence=1))
+    assert "web-1" in scrape(store)
+    store.accept(report(sequence=2, pods=[]))
+    text = scrape(store)
+    assert "web-1" not in text
+    assert "kubensage_node_load1" in text
+
+
+def test_cadvisor_profile_names_and_labels() -> None:
+    got = samples(scrape(store_with(report()), profile="cadvisor"))
+    labels = key(
+        node="node-a",
+        namespace="default",
+        pod="web-1",
+        container="app",
+        image="registry.local/app:1.2",
+        name="c1",
+        id="c1",
+    )
+    assert got[("container_cpu_usage_seconds_total", labels)] == 12.5
+    assert got[("container_memory_working_set_bytes", labels)] == 64 * 1024 * 1024
+    assert got[("container_spec_memory_limit_bytes", labels)] == 256 * 1024 * 1024
+    assert got[("container_pressure_cpu_waiting_seconds_total", labels)] == 1.25
+    network = key(
+        node="node-a",
+        namespace="default",
+        pod="web-1",
+        container="",
+        image="",
+        name="sb-default-web-1",
+        id="sb-default-web-1",
+        interface="eth0",
+    )
+    assert got[("container_network_receive_bytes_total", network)] == 1000
+    assert not [k for k in got if k[0].startswith("kubensage_container")]
+
+
+def test_both_profile_has_both_name_sets() -> None:
+    names = {k[0] for k in samples(scrape(store_with(report()), profile="both"))}
+    assert {
+        "container_cpu_usage_seconds_total",
+        "kubensage_container_cpu_usage_seconds_total",
+    } <= names
+
+
+@pytest.mark.parametrize("profile", ["native", "cadvisor", "both"])
+def test_promtool_accepts_a_realistic_scrape(profile: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool (Debian package prometheus) validates exposition")
+    assert promtool is not None
+    pods = [
+        pod(
+            f"web-{i}",
+            namespace=f"team-{i % 3}",
+            labels={"app": "web"},
+            containers=[container("app", f"c{i}"), container("sidecar", f"s{i}")],
+        )
+        for i in range(20)
+    ]
+    text = scrape(store_with(report(pods=pods), report(node="node-b", agent_id="b")), profile)
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == ""
