@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from google.protobuf import json_format
+from loguru import logger
 
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector, default_node_name
@@ -19,6 +20,7 @@ from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.options import host_options
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
+from kubensage_agent.state.identity import load_or_create_agent_id
 from kubensage_agent.textformat import render_text
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
@@ -133,12 +135,53 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     default="",
     help="HOST:PORT for /livez and /readyz; empty turns the probes off.",
 )
+@option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default="/var/lib/kubensage",
+    help="Where the agent id, sequence numbers and spool are kept.",
+)
+@option(
+    "--agent-id", default=None, help="Use this id instead of the one persisted in the state dir."
+)
+@option(
+    "--spool/--no-spool",
+    default=False,
+    help="Keep unacknowledged reports on disk so restarts lose none.",
+)
+@option(
+    "--spool-max-bytes",
+    type=click.IntRange(min=1024),
+    default=64 * 1024 * 1024,
+    help="Disk the spool may use; the oldest reports are evicted beyond it.",
+)
+@option(
+    "--spool-max-age",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    help="Seconds a spooled report is kept before it is evicted as too old.",
+)
 def run(**options: Any) -> None:
     """Collect every interval and push each report to the relay, until SIGTERM."""
     split_host_port(options["relay_address"])
     if options["health_address"]:
         split_host_port(options["health_address"])
-    reporter = build_reporter(options, agent_id=str(uuid.uuid4()))
+    configure_logging(options["log_level"], options["log_format"], options["log_file"])
+    state_dir: Path | None = Path(options["state_dir"])
+    try:
+        agent_id = options["agent_id"] or load_or_create_agent_id(
+            Path(options["state_dir"]) / "agent-id"
+        )
+    except OSError as exc:
+        if options["spool"]:
+            raise click.UsageError(f"--spool needs a writable --state-dir: {exc}") from exc
+        logger.warning(
+            "state dir unusable ({}); this run gets a new agent id and sequence "
+            "numbers are not kept across restarts",
+            exc,
+        )
+        agent_id, state_dir = str(uuid.uuid4()), None
+    reporter = build_reporter(options, agent_id=agent_id)
     config = RunConfig(
         relay_address=options["relay_address"],
         interval_seconds=options["interval"],
@@ -146,6 +189,9 @@ def run(**options: Any) -> None:
         flush_timeout_seconds=options["flush_timeout"],
         max_message_bytes=options["max_message_bytes"],
         health_address=options["health_address"],
+        state_dir=state_dir,
+        spool_max_bytes=options["spool_max_bytes"] if options["spool"] else 0,
+        spool_max_age_seconds=options["spool_max_age"],
     )
     sys.exit(asyncio.run(AgentRunner(reporter, config).run()))
 

@@ -28,6 +28,8 @@ class SenderHealth:
     reconnects_total: int = 0
     interval_seconds: float = 0.0
     started_at_unix_nanos: int = field(default_factory=time.time_ns)
+    spool_corrupt_records_total: int = 0
+    spooled_bytes: int = 0
 
 
 class RuntimeLink:
@@ -97,13 +99,23 @@ class ReportBuilder:
         self.errors = errors
         self.cri_timeout = cri_timeout
         self.sender = sender or SenderHealth()
+        self._last_collected_at = 0
+
+    def _collection_time(self) -> int:
+        """Wall-clock time of this cycle, never earlier than the previous one.
+
+        A clock stepped backwards (NTP correction, VM resume) must not make a newer
+        report look older than the one the relay already holds.
+        """
+        self._last_collected_at = max(time.time_ns(), self._last_collected_at + 1)
+        return self._last_collected_at
 
     def build(self, sequence: int) -> tm.Metrics:
         started = time.monotonic()
         report = tm.Metrics(
             agent_id=self.agent_id,
             sequence=sequence,
-            collected_at_unix_nanos=time.time_ns(),
+            collected_at_unix_nanos=self._collection_time(),
             agent_version=VERSION,
         )
         report.node.CopyFrom(self.node.collect())
@@ -120,6 +132,8 @@ class ReportBuilder:
         health.reconnects_total = self.sender.reconnects_total
         health.interval_seconds = self.sender.interval_seconds
         health.started_at_unix_nanos = self.sender.started_at_unix_nanos
+        health.spool_corrupt_records_total = self.sender.spool_corrupt_records_total
+        health.spooled_bytes = self.sender.spooled_bytes
         health.cri_errors_total = cri.cri_errors_total if cri is not None else 0
         health.collector_errors_total.update(self.errors.totals)
         return report

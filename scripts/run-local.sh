@@ -27,6 +27,7 @@ done
 SOCKET_ARGS=()
 if [ -n "${CRI_SOCKET:-}" ]; then SOCKET_ARGS=(--cri-socket "$CRI_SOCKET"); fi
 "$BIN/kubensage-agent" run --relay-address "$GRPC" --interval "${INTERVAL:-5}" \
+  --state-dir "$RUN_DIR/state" --spool \
   --log-file "$RUN_DIR/agent.log" "${SOCKET_ARGS[@]}" &
 AGENT_PID=$!
 

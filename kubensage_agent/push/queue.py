@@ -1,36 +1,78 @@
-"""Reports waiting for a relay's acknowledgement, oldest first, bounded in count."""
+"""Reports waiting for a relay's acknowledgement, oldest first, bounded in count.
+
+With a spool the reports live on disk (and survive restarts) and only their sequence
+numbers are held in memory; without one they are held in memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 
+from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
 
 class ReportQueue:
     """When full, the oldest report is dropped and counted: fresh data beats old data."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, spool: Spool | None = None) -> None:
         if capacity < 1:
             raise ValueError("queue capacity must be at least 1")
         self.capacity = capacity
+        self.spool = spool
         self.dropped_total = 0
-        self._reports: deque[tm.Metrics] = deque()
+        self.spool_write_errors = 0
+        self._order: deque[int] = deque()
+        self._memory: dict[int, tm.Metrics] = {}
         self._changed = asyncio.Event()
+        if spool is not None:
+            loaded = spool.load()
+            for report in loaded[:-capacity]:
+                spool.remove(report.sequence)
+                self.dropped_total += 1
+            self.dropped_total += spool.evicted_total
+            for report in loaded[-capacity:]:
+                self._order.append(report.sequence)
 
     def put(self, report: tm.Metrics) -> None:
-        if len(self._reports) >= self.capacity:
-            self._reports.popleft()
+        while len(self._order) >= self.capacity:
+            self._discard(self._order.popleft())
             self.dropped_total += 1
-        self._reports.append(report)
+        self._store(report)
+        self._order.append(report.sequence)
+        if self.spool is not None:
+            for sequence in self.spool.enforce_caps():
+                if sequence in self._order:
+                    self._order.remove(sequence)
+                    self.dropped_total += 1
         self._changed.set()
+
+    def _store(self, report: tm.Metrics) -> None:
+        if self.spool is not None:
+            try:
+                self.spool.write(report)
+                return
+            except OSError:
+                self.spool_write_errors += 1  # disk full or gone: keep it in memory instead
+        self._memory[report.sequence] = report
+
+    def _load(self, sequence: int) -> tm.Metrics | None:
+        report = self._memory.get(sequence)
+        if report is None and self.spool is not None:
+            report = self.spool.read(sequence)
+        return report
+
+    def _discard(self, sequence: int) -> None:
+        self._memory.pop(sequence, None)
+        if self.spool is not None:
+            self.spool.remove(sequence)
 
     def ack(self, sequence: int) -> int:
         """Forget every report up to `sequence`; return how many were released."""
         released = 0
-        while self._reports and self._reports[0].sequence <= sequence:
-            self._reports.popleft()
+        while self._order and self._order[0] <= sequence:
+            self._discard(self._order.popleft())
             released += 1
         if released:
             self._changed.set()
@@ -38,10 +80,18 @@ class ReportQueue:
 
     def after(self, sequence: int) -> tm.Metrics | None:
         """The oldest report newer than `sequence`, i.e. the next one to send."""
-        for report in self._reports:
-            if report.sequence > sequence:
+        for held in list(self._order):
+            if held <= sequence:
+                continue
+            report = self._load(held)
+            if report is not None:
                 return report
+            self._order.remove(held)  # unreadable record: already counted by the spool
         return None
+
+    @property
+    def highest_sequence(self) -> int:
+        return self._order[-1] if self._order else 0
 
     def wake(self) -> None:
         """Release whoever waits in wait_changed, e.g. a writer that must notice a stop."""
@@ -52,4 +102,4 @@ class ReportQueue:
         self._changed.clear()
 
     def __len__(self) -> int:
-        return len(self._reports)
+        return len(self._order)

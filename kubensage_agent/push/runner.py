@@ -7,6 +7,7 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from loguru import logger
 
@@ -14,6 +15,8 @@ from kubensage_agent.push.probes import ProbeServer
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
+from kubensage_agent.state.identity import SequenceAllocator
+from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.version import VERSION
@@ -29,6 +32,9 @@ class RunConfig:
     flush_timeout_seconds: float = 5.0
     max_message_bytes: int = 16 * 1024 * 1024
     health_address: str = ""
+    state_dir: Path | None = None
+    spool_max_bytes: int = 0
+    spool_max_age_seconds: float = 3600.0
 
 
 def next_tick(previous: float, interval: float, now: float) -> float:
@@ -47,14 +53,24 @@ class AgentRunner:
         self.builder = builder
         self.config = config
         self.interval = config.interval_seconds
-        self.queue = ReportQueue(config.queue_size)
-        self.sequence = 0
+        spool = None
+        if config.spool_max_bytes > 0 and config.state_dir is not None:
+            spool = Spool(
+                config.state_dir / "spool", config.spool_max_bytes, config.spool_max_age_seconds
+            )
+        self.queue = ReportQueue(config.queue_size, spool)
+        if len(self.queue):
+            logger.info("{} unacknowledged reports recovered from the spool", len(self.queue))
+        self.sequences = SequenceAllocator(
+            config.state_dir / "sequence" if config.state_dir is not None else None,
+            floor=self.queue.highest_sequence,
+        )
         self.oversize_dropped = 0
         self.last_turn = time.monotonic()
         self._interval_changed = asyncio.Event()
         self.sender = StreamSender(
             config.relay_address,
-            self._hello(),
+            self._hello,
             self.queue,
             self.apply_settings,
             config.max_message_bytes,
@@ -67,6 +83,7 @@ class AgentRunner:
             node_name=self.builder.node.node_name,
             agent_version=VERSION,
             runtime=runtime,
+            last_sequence=self.sequences.last,
         )
 
     def apply_settings(self, settings: tm.Settings) -> None:
@@ -86,8 +103,11 @@ class AgentRunner:
         sender_health.dropped_reports_total = self.queue.dropped_total + self.oversize_dropped
         sender_health.reconnects_total = self.sender.reconnects_total
         sender_health.interval_seconds = self.interval
-        self.sequence += 1
-        report = self.builder.build(self.sequence)
+        spool = self.queue.spool
+        if spool is not None:
+            sender_health.spool_corrupt_records_total = spool.corrupt_total
+            sender_health.spooled_bytes = spool.bytes_held
+        report = self.builder.build(self.sequences.next())
         size = report.ByteSize()
         if size > self.config.max_message_bytes:
             self.oversize_dropped += 1

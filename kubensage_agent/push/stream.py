@@ -27,7 +27,7 @@ class StreamSender:
     def __init__(
         self,
         relay_address: str,
-        hello: tm.Hello,
+        hello: Callable[[], tm.Hello],
         queue: ReportQueue,
         on_settings: Callable[[tm.Settings], None],
         max_message_bytes: int,
@@ -78,7 +78,7 @@ class StreamSender:
             call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
             self._call = call
             try:
-                await call.write(tm.AgentMessage(hello=self.hello))
+                await call.write(tm.AgentMessage(hello=self.hello()))
                 reader = asyncio.create_task(self._read(call))
                 try:
                     await self._write(call, reader)

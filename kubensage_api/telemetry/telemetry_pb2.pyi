@@ -985,6 +985,8 @@ class AgentHealth(_message.Message):
     COLLECTOR_ERRORS_TOTAL_FIELD_NUMBER: _builtins.int
     INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     STARTED_AT_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    SPOOL_CORRUPT_RECORDS_TOTAL_FIELD_NUMBER: _builtins.int
+    SPOOLED_BYTES_FIELD_NUMBER: _builtins.int
     cycle_duration_seconds: _builtins.float
     queue_depth: _builtins.int
     dropped_reports_total: _builtins.int
@@ -992,6 +994,9 @@ class AgentHealth(_message.Message):
     cri_errors_total: _builtins.int
     interval_seconds: _builtins.float
     started_at_unix_nanos: _builtins.int
+    spool_corrupt_records_total: _builtins.int
+    """Spooled records found damaged and skipped since the agent started."""
+    spooled_bytes: _builtins.int
     @_builtins.property
     def collector_errors_total(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Collector name -> cumulative failures (a missing file, a failed RPC)."""
@@ -1007,10 +1012,12 @@ class AgentHealth(_message.Message):
         collector_errors_total: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         interval_seconds: _builtins.float = ...,
         started_at_unix_nanos: _builtins.int = ...,
+        spool_corrupt_records_total: _builtins.int = ...,
+        spooled_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_errors_total", b"collector_errors_total", "cri_errors_total", b"cri_errors_total", "cycle_duration_seconds", b"cycle_duration_seconds", "dropped_reports_total", b"dropped_reports_total", "interval_seconds", b"interval_seconds", "queue_depth", b"queue_depth", "reconnects_total", b"reconnects_total", "started_at_unix_nanos", b"started_at_unix_nanos"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_errors_total", b"collector_errors_total", "cri_errors_total", b"cri_errors_total", "cycle_duration_seconds", b"cycle_duration_seconds", "dropped_reports_total", b"dropped_reports_total", "interval_seconds", b"interval_seconds", "queue_depth", b"queue_depth", "reconnects_total", b"reconnects_total", "spool_corrupt_records_total", b"spool_corrupt_records_total", "spooled_bytes", b"spooled_bytes", "started_at_unix_nanos", b"started_at_unix_nanos"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -56,7 +56,7 @@ def test_every_report_arrives_exactly_once_across_a_relay_outage() -> None:
         relay = InProcessRelay(store=store)
         port = relay.port
         await relay.server.start()
-        sender = StreamSender(relay.address, hello, queue, lambda s: None, 1 << 20)
+        sender = StreamSender(relay.address, lambda: hello, queue, lambda s: None, 1 << 20)
         task = asyncio.create_task(sender.run())
         for sequence in range(1, 5):
             queue.put(report(sequence=sequence))

@@ -1,0 +1,1 @@
+"""What the agent keeps across restarts: identity, sequence numbers, spooled reports."""
