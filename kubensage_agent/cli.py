@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import grpc
 from google.protobuf import json_format
 from loguru import logger
 
@@ -25,6 +26,7 @@ from kubensage_agent.textformat import render_text
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.tls import channel_credentials, require_secure_or_explicit
 from kubensage_common.version import version_string
 
 
@@ -35,6 +37,18 @@ def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
 
 def _disabled(options: dict[str, Any]) -> frozenset[str]:
     return frozenset(n.strip() for n in options["disable_collectors"].split(",") if n.strip())
+
+
+def _channel_credentials(options: dict[str, Any]) -> grpc.ChannelCredentials | None:
+    files = (options["tls_ca_file"], options["tls_cert_file"], options["tls_key_file"])
+    if not options["tls"] and not any(files):
+        return None
+    if bool(options["tls_cert_file"]) != bool(options["tls_key_file"]):
+        raise click.UsageError("--tls-cert-file and --tls-key-file go together")
+    try:
+        return channel_credentials(*files)
+    except OSError as exc:
+        raise click.UsageError(f"cannot read TLS files: {exc}") from exc
 
 
 def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
@@ -161,12 +175,41 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     default=3600.0,
     help="Seconds a spooled report is kept before it is evicted as too old.",
 )
+@option(
+    "--tls/--no-tls",
+    default=False,
+    help="TLS to the relay (implied by any --tls-*-file); system roots without a CA file.",
+)
+@option("--tls-ca-file", default=None, help="CA that signed the relay's certificate.")
+@option("--tls-cert-file", default=None, help="Client certificate for mutual TLS.")
+@option("--tls-key-file", default=None, help="Private key for --tls-cert-file.")
+@option(
+    "--tls-server-name",
+    default=None,
+    help="Name to verify in the relay's certificate when it differs from the address.",
+)
+@option(
+    "--token-file",
+    default=None,
+    help="Bearer token for the relay; read at every connect, so rotation needs no restart.",
+)
+@option(
+    "--insecure",
+    is_flag=True,
+    default=False,
+    help="Allow plaintext to a relay that is not on loopback.",
+)
 def run(**options: Any) -> None:
     """Collect every interval and push each report to the relay, until SIGTERM."""
     split_host_port(options["relay_address"])
     if options["health_address"]:
         split_host_port(options["health_address"])
     configure_logging(options["log_level"], options["log_format"], options["log_file"])
+    credentials = _channel_credentials(options)
+    if require_secure_or_explicit(
+        options["relay_address"], credentials is not None, options["insecure"], "--relay-address"
+    ):
+        logger.warning("reports to {} travel in plaintext (--insecure)", options["relay_address"])
     state_dir: Path | None = Path(options["state_dir"])
     try:
         agent_id = options["agent_id"] or load_or_create_agent_id(
@@ -192,6 +235,9 @@ def run(**options: Any) -> None:
         state_dir=state_dir,
         spool_max_bytes=options["spool_max_bytes"] if options["spool"] else 0,
         spool_max_age_seconds=options["spool_max_age"],
+        credentials=credentials,
+        tls_server_name=options["tls_server_name"],
+        token_file=Path(options["token_file"]) if options["token_file"] else None,
     )
     sys.exit(asyncio.run(AgentRunner(reporter, config).run()))
 

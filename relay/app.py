@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -13,9 +14,13 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
-from kubensage_common.addresses import is_loopback, join_host_port, split_host_port
+from kubensage_common.addresses import join_host_port, split_host_port
+from kubensage_common.tls import server_credentials
 from relay.expose.collector import ReportCollector
 from relay.expose.http import HttpServer, make_app
+from relay.expose.webconfig import BasicAuth, WebConfig, protect
+from relay.ingest.auth import TokenFile
+from relay.ingest.limits import ReportLimits
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeStore
@@ -32,21 +37,15 @@ class RelayConfig:
     node_grace_seconds: float = 30.0
     agent_interval_seconds: float = 0.0
     max_message_bytes: int = 16 * 1024 * 1024
+    limits: ReportLimits = field(default_factory=ReportLimits)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    token_file: str | None = None
+    web: WebConfig = field(default_factory=WebConfig)
 
 
-async def serve(config: RelayConfig) -> None:
-    # *_created samples double the series count for no use on a relay's counters
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    store = NodeStore(config.node_grace_seconds)
-    registry = CollectorRegistry()
-    metrics = RelayMetrics(registry)
-    registry.register(ReportCollector(store, config.metric_profile))
-    settings = (
-        tm.Settings(interval_seconds=config.agent_interval_seconds)
-        if config.agent_interval_seconds > 0
-        else None
-    )
-
+def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.Server, int, str]:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -55,24 +54,50 @@ async def serve(config: RelayConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ]
     )
-    telemetry_pb2_grpc.add_IngestServicer_to_server(IngestService(store, metrics, settings), server)
-    # grpc-stubs does not describe grpc_health's asyncio servicer
+    telemetry_pb2_grpc.add_IngestServicer_to_server(ingest, server)
+    host, port = split_host_port(config.listen_address)
+    target = join_host_port(host, port)
+    if config.tls_cert_file and config.tls_key_file:
+        credentials = server_credentials(
+            config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file
+        )
+        return server, server.add_secure_port(target, credentials), host
+    return server, server.add_insecure_port(target), host
+
+
+async def serve(config: RelayConfig) -> None:
+    # *_created samples double the series count for no use on a relay's counters
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    store = NodeStore(config.node_grace_seconds)
+    registry = CollectorRegistry()
+    metrics = RelayMetrics(registry)
+    registry.register(ReportCollector(store, config.metric_profile, metrics.exposition_errors.inc))
+    settings = (
+        tm.Settings(interval_seconds=config.agent_interval_seconds)
+        if config.agent_interval_seconds > 0
+        else None
+    )
+    tokens = TokenFile(Path(config.token_file)) if config.token_file else None
+    ingest = IngestService(store, metrics, settings, config.limits, tokens)
+    server, grpc_port, grpc_host = _grpc_server(config, ingest)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    grpc_host, grpc_port = split_host_port(config.listen_address)
-    if not is_loopback(grpc_host):
-        logger.warning("gRPC ingest on {} is plaintext and unauthenticated", config.listen_address)
-    bound = server.add_insecure_port(join_host_port(grpc_host, grpc_port))
     await server.start()
     for service in ("", INGEST_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
+    app = make_app(registry, ready=lambda: True)
+    if config.web.users:
+        app = protect(app, BasicAuth(config.web.users))
     http_host, http_port = split_host_port(config.metrics_address)
-    http = HttpServer(http_host, http_port, make_app(registry, ready=lambda: True))
+    http = HttpServer(http_host, http_port, app, config.web.ssl_context())
     http.start()
     logger.info(
-        "relay ingest on {}, metrics on http://{}/metrics (profile {})",
-        join_host_port(grpc_host, bound),
+        "relay ingest on {} ({}{}), metrics on {}://{}/metrics (profile {})",
+        join_host_port(grpc_host, grpc_port),
+        "TLS" if config.tls_cert_file else "plaintext",
+        ", bearer tokens" if tokens else "",
+        "https" if config.web.cert_file else "http",
         join_host_port(http_host, http.port),
         config.metric_profile,
     )
@@ -86,4 +111,7 @@ async def serve(config: RelayConfig) -> None:
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE_SECONDS)
     http.stop()
-    logger.info("relay stopped")
+    logger.info(
+        "relay stopped: {:.0f} reports accepted",
+        registry.get_sample_value("kubensage_relay_reports_received_total") or 0,
+    )

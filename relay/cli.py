@@ -6,13 +6,17 @@ import asyncio
 from typing import Any
 
 import click
+from loguru import logger
 
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.app import RelayConfig, serve
 from relay.expose.collector import PROFILES
+from relay.expose.webconfig import WebConfig, load_web_config
+from relay.ingest.limits import ReportLimits
 
 
 def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -61,13 +65,61 @@ def cli() -> None:
     "--max-message-bytes",
     type=click.IntRange(min=1024),
     default=16 * 1024 * 1024,
-    help="Largest report accepted.",
+    help="Largest report accepted; larger ones end the stream with RESOURCE_EXHAUSTED.",
+)
+@option(
+    "--max-pods-per-report",
+    type=click.IntRange(min=1),
+    default=1000,
+    help="Pods beyond this in one report are cut and counted.",
+)
+@option(
+    "--max-label-value-bytes",
+    type=click.IntRange(min=16),
+    default=1024,
+    help="Longer label values are cut and counted.",
+)
+@option("--tls-cert-file", default=None, help="PEM certificate for the gRPC ingest port.")
+@option("--tls-key-file", default=None, help="PEM private key for --tls-cert-file.")
+@option(
+    "--tls-client-ca-file",
+    default=None,
+    help="Require agent client certificates signed by this CA (mutual TLS).",
+)
+@option(
+    "--token-file",
+    default=None,
+    help="Accepted bearer tokens, one per line; re-read when the file changes.",
+)
+@option(
+    "--insecure",
+    is_flag=True,
+    default=False,
+    help="Allow plaintext gRPC on a non-loopback address.",
+)
+@option(
+    "--web-config-file",
+    default=None,
+    help="TLS and basic auth for /metrics, in Prometheus exporter-toolkit format.",
 )
 @logging_options
 @config_option()
 def serve_command(**options: Any) -> None:
     """Run the relay until SIGTERM or SIGINT."""
     configure_logging(options["log_level"], options["log_format"], options["log_file"])
+    if bool(options["tls_cert_file"]) != bool(options["tls_key_file"]):
+        raise click.UsageError("--tls-cert-file and --tls-key-file go together")
+    if require_secure_or_explicit(
+        options["listen_address"],
+        bool(options["tls_cert_file"]),
+        options["insecure"],
+        "--listen-address",
+    ):
+        logger.warning("gRPC ingest on {} is plaintext (--insecure)", options["listen_address"])
+    try:
+        web = load_web_config(options["web_config_file"]) if options["web_config_file"] else None
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"--web-config-file: {exc}") from exc
     config = RelayConfig(
         listen_address=options["listen_address"],
         metrics_address=options["metrics_address"],
@@ -75,6 +127,15 @@ def serve_command(**options: Any) -> None:
         node_grace_seconds=options["node_grace_period"],
         agent_interval_seconds=options["agent_interval"],
         max_message_bytes=options["max_message_bytes"],
+        limits=ReportLimits(
+            max_pods=options["max_pods_per_report"],
+            max_label_value_bytes=options["max_label_value_bytes"],
+        ),
+        tls_cert_file=options["tls_cert_file"],
+        tls_key_file=options["tls_key_file"],
+        tls_client_ca_file=options["tls_client_ca_file"],
+        token_file=options["token_file"],
+        web=web or WebConfig(),
     )
     asyncio.run(serve(config))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REJECT_REASONS = ("duplicate", "outdated", "invalid", "identity_mismatch", "no_hello")
+AUTH_FAILURES = ("missing", "malformed", "invalid")
+TRUNCATIONS = ("pods", "containers", "labels", "label_values", "interfaces")
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -24,6 +26,27 @@ class RelayMetrics:
         )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
+        self.auth_failures = Counter(
+            "kubensage_relay_auth_failures_total",
+            "Agent streams refused for their bearer token, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in AUTH_FAILURES:
+            self.auth_failures.labels(reason)
+        self.truncations = Counter(
+            "kubensage_relay_report_truncations_total",
+            "Cuts made to reports over the per-report limits, by what was cut.",
+            ["what"],
+            registry=registry,
+        )
+        for what in TRUNCATIONS:
+            self.truncations.labels(what)
+        self.exposition_errors = Counter(
+            "kubensage_relay_exposition_errors_total",
+            "Nodes left out of a scrape because their report could not be exposed.",
+            registry=registry,
+        )
         self.connected_agents = Gauge(
             "kubensage_relay_connected_agents",
             "Agent streams open on this relay.",

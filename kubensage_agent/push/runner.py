@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from loguru import logger
 
 from kubensage_agent.push.probes import ProbeServer
@@ -35,6 +36,9 @@ class RunConfig:
     state_dir: Path | None = None
     spool_max_bytes: int = 0
     spool_max_age_seconds: float = 3600.0
+    credentials: grpc.ChannelCredentials | None = None
+    tls_server_name: str | None = None
+    token_file: Path | None = None
 
 
 def next_tick(previous: float, interval: float, now: float) -> float:
@@ -74,6 +78,9 @@ class AgentRunner:
             self.queue,
             self.apply_settings,
             config.max_message_bytes,
+            credentials=config.credentials,
+            server_name=config.tls_server_name,
+            token_file=config.token_file,
         )
 
     def _hello(self) -> tm.Hello:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import grpc
 from loguru import logger
@@ -31,12 +33,19 @@ class StreamSender:
         queue: ReportQueue,
         on_settings: Callable[[tm.Settings], None],
         max_message_bytes: int,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
+        token_file: Path | None = None,
     ) -> None:
         self.relay_address = relay_address
         self.hello = hello
         self.queue = queue
         self.on_settings = on_settings
         self.max_message_bytes = max_message_bytes
+        self.credentials = credentials
+        self.server_name = server_name
+        self.token_file = token_file
         self.reconnects_total = 0
         self.acked_any = False
         self.highest_acked = 0
@@ -56,6 +65,8 @@ class StreamSender:
                 problem = "relay closed the stream"
             except grpc.aio.AioRpcError as exc:
                 problem = f"stream broke: {exc.code().name} {exc.details()}"
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    problem = f"refused our credentials ({exc.details()}); check --token-file"
             except (OSError, TimeoutError, grpc.aio.UsageError) as exc:
                 problem = f"unreachable: {exc!r}"
             if self._stopping:
@@ -63,19 +74,41 @@ class StreamSender:
             logger.warning("relay {} {}; reconnecting", self.relay_address, problem)
             await asyncio.sleep(self._backoff.next_delay())
 
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """Read the token at every connect, so a rotated token is picked up without a restart."""
+        if self.token_file is None:
+            return ()
+        token = self.token_file.read_text().strip()
+        return (("authorization", f"Bearer {token}"),)
+
+    def _channel(self, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(
+                self.relay_address, options=options, compression=grpc.Compression.Gzip
+            )
+        if self.server_name:
+            options = [*options, ("grpc.ssl_target_name_override", self.server_name)]
+        return grpc.aio.secure_channel(
+            self.relay_address,
+            self.credentials,
+            options=options,
+            compression=grpc.Compression.Gzip,
+        )
+
     async def _one_stream(self) -> None:
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
         ]
-        async with grpc.aio.insecure_channel(
-            self.relay_address, options=options, compression=grpc.Compression.Gzip
-        ) as channel:
+        metadata = self._metadata()
+        async with self._channel(options) as channel:
             await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
             # grpc.aio allows the write()/read() style without an iterator; the stubs do not
-            call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
+            call = telemetry_pb2_grpc.IngestStub(channel).Stream(  # type: ignore[call-arg]
+                metadata=metadata
+            )
             self._call = call
             try:
                 await call.write(tm.AgentMessage(hello=self.hello()))

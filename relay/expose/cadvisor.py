@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.expose.families import FamilySet, present, seconds
-from relay.expose.native import PSI_KINDS
+from relay.expose.native import PSI_KINDS, known_pressure
 from relay.expose.selection import current_containers, current_pods
 from relay.state.store import NodeView
 
@@ -82,7 +82,7 @@ def cadvisor_families(views: Iterable[NodeView], out: FamilySet) -> None:
                 out.gauge(name, doc, LABELS, values, extract(container))
             for name, doc, extract in COUNTERS:
                 out.counter(name, doc, LABELS, values, extract(container))
-            for entry in container.pressure:
+            for entry in known_pressure(container.pressure):
                 for kind, meaning in PSI_KINDS:
                     if entry.HasField(kind):
                         out.counter(

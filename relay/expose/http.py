@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,6 +16,8 @@ StartResponse = Callable[..., Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 30  # a client that stalls mid-request must not hold a thread forever
+
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would flood the log; access logging stays off."""
 
@@ -43,10 +46,14 @@ def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> Callable
 
 
 class HttpServer:
-    def __init__(self, host: str, port: int, app: Callable[..., Any]) -> None:
+    def __init__(
+        self, host: str, port: int, app: Callable[..., Any], tls: ssl.SSLContext | None = None
+    ) -> None:
         self._server = make_server(
             host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
         )
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property

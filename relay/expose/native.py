@@ -14,6 +14,11 @@ P = "kubensage_"
 CONTAINER = ("node", "namespace", "pod", "container")
 POD_NETWORK = ("node", "namespace", "pod", "interface")
 NODE = ("node",)
+PSI_RESOURCES = frozenset({"cpu", "memory", "io", "irq"})
+CONTAINER_STATE_NAMES = {
+    value: name.removeprefix("CONTAINER_STATE_").lower()
+    for name, value in tm.ContainerState.items()
+}
 PsiKind = Literal["some", "full"]
 PSI_KINDS: tuple[tuple[PsiKind, str], ...] = (("some", "waiting"), ("full", "stalled"))
 NETWORK_COUNTERS = (
@@ -93,6 +98,11 @@ NODE_MEMORY = (
 )
 
 
+def known_pressure(pressure: Iterable[tm.Pressure]) -> Iterable[tm.Pressure]:
+    """PSI entries whose resource may become part of a metric name; others are ignored."""
+    return (entry for entry in pressure if entry.resource in PSI_RESOURCES)
+
+
 def add_pressure(
     out: FamilySet,
     scope: str,
@@ -100,7 +110,7 @@ def add_pressure(
     values: list[str],
     pressure: Iterable[tm.Pressure],
 ) -> None:
-    for entry in pressure:
+    for entry in known_pressure(pressure):
         for kind, meaning in PSI_KINDS:
             if not entry.HasField(kind):
                 continue
@@ -148,7 +158,7 @@ def _containers(out: FamilySet, view: NodeView) -> None:
             [*values, container.image, container.image_ref, container.id, runtime],
             1,
         )
-        state = tm.ContainerState.Name(container.state).removeprefix("CONTAINER_STATE_").lower()
+        state = CONTAINER_STATE_NAMES.get(container.state, "unknown")
         out.gauge(
             f"{P}container_state",
             "Current container state as a label; always 1.",

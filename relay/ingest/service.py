@@ -11,6 +11,8 @@ from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
+from relay.ingest.auth import TokenFile
+from relay.ingest.limits import ReportLimits, enforce_limits
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeStore, Outcome
 
@@ -28,17 +30,32 @@ def validate(report: tm.Metrics, hello: tm.Hello) -> str | None:
 
 class IngestService(telemetry_pb2_grpc.IngestServicer):
     def __init__(
-        self, store: NodeStore, metrics: RelayMetrics, settings: tm.Settings | None = None
+        self,
+        store: NodeStore,
+        metrics: RelayMetrics,
+        settings: tm.Settings | None = None,
+        limits: ReportLimits | None = None,
+        tokens: TokenFile | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.settings = settings
+        self.limits = limits if limits is not None else ReportLimits()
+        self.tokens = tokens
 
     async def Stream(  # noqa: N802 - gRPC method name
         self,
         request_iterator: AsyncIterator[tm.AgentMessage],
         context: grpc.aio.ServicerContext[tm.AgentMessage, tm.RelayMessage],
     ) -> AsyncIterator[tm.RelayMessage]:
+        if self.tokens is not None:
+            metadata = {key: value for key, value in context.invocation_metadata() or ()}
+            refused = self.tokens.check(str(metadata.get("authorization", "")) or None)
+            if refused is not None:
+                self.metrics.auth_failures.labels(refused).inc()
+                logger.warning("refused stream from {}: {} bearer token", context.peer(), refused)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{refused} bearer token")
+                return
         hello = await self._hello(request_iterator, context)
         if hello is None:
             return
@@ -93,6 +110,8 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
             if reason is not None:
                 self.metrics.rejected.labels(reason).inc()
                 return False
+            for what, count in enforce_limits(report, self.limits).items():
+                self.metrics.truncations.labels(what).inc(count)
             outcome = self.store.accept(report)
             if outcome is not Outcome.ACCEPTED:
                 self.metrics.rejected.labels(outcome.value).inc()

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
+from relay.ingest.auth import TokenFile
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeStore
@@ -14,16 +15,26 @@ from relay.state.store import NodeStore
 
 class InProcessRelay:
     def __init__(
-        self, port: int = 0, settings: tm.Settings | None = None, store: NodeStore | None = None
+        self,
+        port: int = 0,
+        settings: tm.Settings | None = None,
+        store: NodeStore | None = None,
+        credentials: grpc.ServerCredentials | None = None,
+        tokens: TokenFile | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
         self.server = grpc.aio.server()
         telemetry_pb2_grpc.add_IngestServicer_to_server(
-            IngestService(self.store, self.metrics, settings), self.server
+            IngestService(self.store, self.metrics, settings, tokens=tokens), self.server
         )
-        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        target = f"127.0.0.1:{port}"
+        self.port = (
+            self.server.add_secure_port(target, credentials)
+            if credentials is not None
+            else self.server.add_insecure_port(target)
+        )
 
     @property
     def address(self) -> str:

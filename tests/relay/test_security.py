@@ -1,0 +1,260 @@
+"""TLS, mutual TLS, bearer tokens with rotation, /metrics auth, and the plaintext policy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from kubensage_agent.push.queue import ReportQueue
+from kubensage_agent.push.stream import StreamSender
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.tls import channel_credentials, server_credentials
+from relay.expose.http import HttpServer, make_app
+from relay.expose.webconfig import BasicAuth, load_web_config, protect
+from relay.ingest.auth import TokenFile
+from tests.support.inprocess_relay import InProcessRelay
+from tests.support.pki import CertificateAuthority
+from tests.support.reports import report
+
+HELLO = tm.Hello(agent_id="agent-1", node_name="node-a")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    folder = tmp_path_factory.mktemp("pki")
+    ca = CertificateAuthority(folder)
+    rogue = CertificateAuthority(folder / "rogue", "someone else")
+    return {
+        "ca": ca,
+        "server": ca.issue("relay.test", server=True),
+        "client": ca.issue("agent-node-a", server=False),
+        "rogue_client": rogue.issue("intruder", server=False),
+    }
+
+
+async def deliver(
+    relay: InProcessRelay,
+    sender_for: Callable[[ReportQueue], StreamSender],
+    count: int = 3,
+    wait: float = 10.0,
+) -> StreamSender:
+    """Run a sender against the relay until `count` reports are acked or `wait` passes."""
+    queue = ReportQueue(100)
+    sender = sender_for(queue)
+    task = asyncio.create_task(sender.run())
+    for sequence in range(1, count + 1):
+        queue.put(report(sequence=sequence))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while len(queue) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    await sender.flush_and_close(0.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return sender
+
+
+def sender_factory(
+    relay: InProcessRelay, **kwargs: object
+) -> Callable[[ReportQueue], StreamSender]:
+    return lambda queue: StreamSender(
+        relay.address, lambda: HELLO, queue, lambda s: None, 1 << 20, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def test_mutual_tls_delivers_for_a_trusted_client(pki: dict) -> None:  # type: ignore[type-arg]
+    server, client, ca = pki["server"], pki["client"], pki["ca"]
+
+    async def scenario() -> float:
+        creds = server_credentials(str(server.cert), str(server.key), str(ca.cert_path))
+        async with InProcessRelay(credentials=creds) as relay:
+            await deliver(
+                relay,
+                sender_factory(
+                    relay,
+                    credentials=channel_credentials(
+                        str(ca.cert_path), str(client.cert), str(client.key)
+                    ),
+                    server_name="relay.test",
+                ),
+            )
+            return relay.value("kubensage_relay_reports_received_total")
+
+    assert asyncio.run(scenario()) == 3
+
+
+@pytest.mark.parametrize("client_name", [None, "rogue_client"])
+def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
+    pki: dict,
+    client_name: str | None,  # type: ignore[type-arg]
+) -> None:
+    server, ca = pki["server"], pki["ca"]
+    client = pki[client_name] if client_name else None
+
+    async def scenario() -> tuple[float, int]:
+        creds = server_credentials(str(server.cert), str(server.key), str(ca.cert_path))
+        async with InProcessRelay(credentials=creds) as relay:
+            sender = await deliver(
+                relay,
+                sender_factory(
+                    relay,
+                    credentials=channel_credentials(
+                        str(ca.cert_path),
+                        str(client.cert) if client else None,
+                        str(client.key) if client else None,
+                    ),
+                    server_name="relay.test",
+                ),
+                wait=2.0,
+            )
+            return relay.value("kubensage_relay_reports_received_total"), sender.reconnects_total
+
+    received, _ = asyncio.run(scenario())
+    assert received == 0
+
+
+def test_agent_refuses_a_relay_certificate_from_another_ca(pki: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    impostor_ca = CertificateAuthority(tmp_path / "impostor")
+    impostor = impostor_ca.issue("relay.test", server=True)
+
+    async def scenario() -> float:
+        creds = server_credentials(str(impostor.cert), str(impostor.key), None)
+        async with InProcessRelay(credentials=creds) as relay:
+            await deliver(
+                relay,
+                sender_factory(
+                    relay,
+                    credentials=channel_credentials(str(pki["ca"].cert_path), None, None),
+                    server_name="relay.test",
+                ),
+                wait=2.0,
+            )
+            return relay.value("kubensage_relay_reports_received_total")
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_bearer_tokens_wrong_missing_and_rotated_without_restart(tmp_path: Path) -> None:
+    relay_tokens = tmp_path / "relay-tokens"
+    relay_tokens.write_text("s3cret-one\n")
+    agent_token = tmp_path / "agent-token"
+
+    async def scenario() -> dict[str, float]:
+        async with InProcessRelay(tokens=TokenFile(relay_tokens)) as relay:
+            agent_token.write_text("wrong\n")
+            await deliver(relay, sender_factory(relay, token_file=agent_token), wait=1.5)
+            await deliver(relay, sender_factory(relay), wait=1.5)
+            agent_token.write_text("s3cret-one\n")
+            await deliver(relay, sender_factory(relay, token_file=agent_token), count=2)
+            # rotation: the relay file now holds only a new token; both sides pick it up live
+            relay_tokens.write_text("s3cret-two-longer\n")
+            agent_token.write_text("s3cret-two-longer\n")
+            queue_sender = sender_factory(relay, token_file=agent_token)
+            await deliver(relay, lambda q: _resequenced(queue_sender(q), 10), count=2)
+            return {
+                "received": relay.value("kubensage_relay_reports_received_total"),
+                "invalid": relay.value("kubensage_relay_auth_failures_total", reason="invalid"),
+                "missing": relay.value("kubensage_relay_auth_failures_total", reason="missing"),
+            }
+
+    result = asyncio.run(scenario())
+    assert result["invalid"] >= 1 and result["missing"] >= 1
+    assert result["received"] == 4
+
+
+def _resequenced(sender: StreamSender, offset: int) -> StreamSender:
+    """Reports of a later agent run carry higher sequence numbers; shift the test's."""
+    original_put = sender.queue.put
+
+    def put(r: tm.Metrics) -> None:
+        r.sequence += offset
+        original_put(r)
+
+    sender.queue.put = put  # type: ignore[method-assign]
+    return sender
+
+
+def test_metrics_endpoint_with_tls_and_basic_auth(pki: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    server = pki["server"]
+    hashed = bcrypt.hashpw(b"scrape-pass", bcrypt.gensalt(rounds=4)).decode()
+    config_file = tmp_path / "web.yml"
+    config_file.write_text(
+        f"tls_server_config:\n  cert_file: {server.cert}\n  key_file: {server.key}\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
+    web = load_web_config(str(config_file))
+    registry = CollectorRegistry()
+    Counter("kubensage_test_total", "x", registry=registry).inc()
+    http = HttpServer(
+        "127.0.0.1",
+        0,
+        protect(make_app(registry, lambda: True), BasicAuth(web.users)),
+        web.ssl_context(),
+    )
+    http.start()
+    context = ssl.create_default_context(cafile=str(pki["ca"].cert_path))
+    base = f"https://localhost:{http.port}"
+
+    def get(path: str, user: str | None = None, password: str = "") -> int:
+        request = urllib.request.Request(base + path)
+        if user:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    try:
+        assert get("/metrics") == 401
+        assert get("/metrics", "prometheus", "wrong") == 401
+        assert get("/metrics", "nobody", "scrape-pass") == 401
+        assert get("/metrics", "prometheus", "scrape-pass") == 200
+        assert get("/metrics", "prometheus", "scrape-pass") == 200  # served from the cache
+        assert get("/healthz") == 200
+    finally:
+        http.stop()
+
+
+def test_web_config_errors_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "web.yml"
+    bad.write_text("tls_server_config:\n  cert_file: /x.crt\n")
+    with pytest.raises(ValueError, match="both cert_file and key_file"):
+        load_web_config(str(bad))
+    bad.write_text("basic_auth: {}\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_web_config(str(bad))
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (
+            ["relay", "serve", "--listen-address", "0.0.0.0:0", "--metrics-address", "127.0.0.1:0"],
+            "--listen-address",
+        ),
+        (
+            ["kubensage_agent", "run", "--relay-address", "10.1.2.3:9190", "--state-dir", "/tmp"],
+            "--relay-address",
+        ),
+    ],
+)
+def test_plaintext_off_loopback_needs_insecure(argv: list[str], flag: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert f"{flag}" in result.stderr and "--insecure" in result.stderr
