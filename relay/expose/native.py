@@ -329,6 +329,13 @@ def _agent(out: FamilySet, view: NodeView) -> None:
         values,
         1 if view.connected else 0,
     )
+    out.gauge(
+        f"{P}relay_node_last_sequence",
+        "Sequence number of the node's newest accepted report; a jump means lost reports.",
+        NODE,
+        values,
+        view.report.sequence,
+    )
 
 
 def native_families(views: Iterable[NodeView], out: FamilySet) -> None:

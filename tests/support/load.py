@@ -1,0 +1,89 @@
+"""Simulated agents: many concurrent streams sending realistic reports, with ack latencies.
+
+Used by the load test (correctness: zero errors, every ack) and by `make bench` (figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_api.telemetry import telemetry_pb2_grpc
+from tests.support.reports import container, pod, report
+
+
+def node_report(node: str, agent_id: str, sequence: int, containers: int) -> tm.Metrics:
+    pods = [
+        pod(
+            f"{node}-pod-{i}",
+            namespace=f"ns-{i % 10}",
+            containers=[container("app", f"{node}-c{i}")],
+        )
+        for i in range(containers)
+    ]
+    return report(node=node, sequence=sequence, pods=pods, agent_id=agent_id)
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    acked: int = 0
+    errors: list[str] = field(default_factory=list)
+    ack_latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def _agent(
+    address: str, index: int, reports: int, containers: int, result: LoadResult
+) -> None:
+    node, agent_id = f"load-node-{index:04d}", f"load-agent-{index:04d}"
+    template = node_report(node, agent_id, 1, containers)
+    async with grpc.aio.insecure_channel(address, compression=grpc.Compression.Gzip) as channel:
+        call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
+        await call.write(tm.AgentMessage(hello=tm.Hello(agent_id=agent_id, node_name=node)))
+        for sequence in range(1, reports + 1):
+            template.sequence = sequence
+            template.collected_at_unix_nanos = time.time_ns()
+            started = time.perf_counter()
+            await call.write(tm.AgentMessage(report=template))
+            result.sent += 1
+            while True:
+                answer = await call.read()
+                if answer is grpc.aio.EOF:
+                    raise RuntimeError("relay ended the stream early")
+                if answer.HasField("ack"):
+                    break
+            result.ack_latencies.append(time.perf_counter() - started)
+            if answer.ack.sequence == sequence:
+                result.acked += 1
+        await call.done_writing()
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise RuntimeError(f"stream ended with {code.name}")
+
+
+async def run_load(
+    address: str, agents: int, reports: int, containers: int, timeout: float = 300.0
+) -> LoadResult:
+    """`agents` concurrent streams, each sending `reports` reports, bounded by `timeout`."""
+    result = LoadResult()
+    started = time.perf_counter()
+
+    async def guarded(index: int) -> None:
+        try:
+            await _agent(address, index, reports, containers, result)
+        except (grpc.aio.AioRpcError, RuntimeError) as exc:
+            result.errors.append(f"agent {index}: {exc}")
+
+    await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(agents))), timeout)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
