@@ -73,3 +73,18 @@ def test_settings_follow_the_hello() -> None:
 
     (answer,) = asyncio.run(scenario())
     assert answer.settings.interval_seconds == 2.5
+
+
+def test_oversized_report_gets_resource_exhausted_and_others_still_served() -> None:
+    async def scenario() -> tuple[grpc.StatusCode, list[tm.RelayMessage]]:
+        async with InProcessRelay(max_message_bytes=64 * 1024) as relay:
+            huge = report(sequence=1)
+            huge.pods[0].labels["blob"] = "x" * 200_000
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await exchange(relay, [HELLO, tm.AgentMessage(report=huge)])
+            answers = await exchange(relay, [HELLO, tm.AgentMessage(report=report(sequence=2))])
+            return caught.value.code(), answers
+
+    code, answers = asyncio.run(scenario())
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert [a.ack.sequence for a in answers] == [2]

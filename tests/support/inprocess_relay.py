@@ -21,11 +21,15 @@ class InProcessRelay:
         store: NodeStore | None = None,
         credentials: grpc.ServerCredentials | None = None,
         tokens: TokenFile | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        self.server = grpc.aio.server()
+        options = (
+            [("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else []
+        )
+        self.server = grpc.aio.server(options=options)
         telemetry_pb2_grpc.add_IngestServicer_to_server(
             IngestService(self.store, self.metrics, settings, tokens=tokens), self.server
         )
