@@ -10,7 +10,7 @@ RELAY_GRPC ?= 127.0.0.1:9190
 RELAY_METRICS ?= 127.0.0.1:9191
 RUN_DIR := .run
 
-.PHONY: all venv run test test-unit lint fmt proto proto-check clean
+.PHONY: all venv run test test-unit lint fmt proto proto-check build build-linux-amd64 build-linux-arm64 build-all bench clean
 
 all: lint test
 
@@ -43,6 +43,13 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format kubensage_agent kubensage_common relay tests scripts
+
+build: build-linux-$(ARCH)
+
+build-linux-amd64 build-linux-arm64: build-linux-%: $(STAMP)
+	scripts/build.sh $(BIN)/python $(VERSION) $*
+
+build-all: build-linux-amd64 build-linux-arm64
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py

@@ -1,14 +1,8 @@
-"""Version, commit and build date; `make build` bakes the latter two into _build_info.py."""
+"""Version, commit and build date; `make build` bakes all three into _build_info.py."""
 
 from __future__ import annotations
 
 from importlib import metadata
-
-try:
-    from kubensage_common._build_info import BUILD_DATE, COMMIT  # type: ignore[import-not-found]
-except ImportError:
-    COMMIT = "unknown"
-    BUILD_DATE = "unknown"
 
 
 def _package_version() -> str:
@@ -18,7 +12,16 @@ def _package_version() -> str:
         return "0.0.0+unknown"
 
 
-VERSION: str = _package_version()
+try:
+    from kubensage_common._build_info import (  # type: ignore[import-not-found,unused-ignore]
+        BUILD_DATE,
+        COMMIT,
+        VERSION,
+    )
+except ImportError:
+    VERSION: str = _package_version()  # type: ignore[no-redef]
+    COMMIT = "unknown"
+    BUILD_DATE = "unknown"
 
 
 def version_string(program: str) -> str:

@@ -21,8 +21,11 @@ def test_clock_stepped_back_does_not_make_reports_older(
     shutil.copytree(REAL, tmp_path / "host")
     errors = CollectorErrors()
     builder = ReportBuilder(
-        agent_id="a", node=NodeCollector(HostPaths(tmp_path / "host"), "n", errors),
-        runtime=None, errors=errors, cri_timeout=1,
+        agent_id="a",
+        node=NodeCollector(HostPaths(tmp_path / "host"), "n", errors),
+        runtime=None,
+        errors=errors,
+        cri_timeout=1,
     )
     wall = iter([5_000_000_000_000, 4_000_000_000_000, 6_000_000_000_000])
     monkeypatch.setattr("kubensage_agent.report.time.time_ns", lambda: next(wall))

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build kubensage-agent and kubensage-relay for one Linux architecture with PyInstaller.
+#   scripts/build.sh PYTHON VERSION ARCH
+# Output (one-dir bundles, see README "Binaries"):
+#   dist/kubensage-{agent,relay}-VERSION-linux-ARCH/kubensage-{agent,relay}  and  .tar.gz of each
+# A foreign ARCH is built in a container with emulation when `docker buildx` can run it;
+# otherwise the build stops with what is missing. Every executable's ELF machine is checked.
+set -euo pipefail
+PYTHON="$1"; VERSION="$2"; ARCH="$3"
+cd "$(dirname "$0")/.."
+
+case "$(uname -m)" in
+  x86_64) HOST_ARCH=amd64 ;;
+  aarch64|arm64) HOST_ARCH=arm64 ;;
+  *) HOST_ARCH="$(uname -m)" ;;
+esac
+case "$ARCH" in
+  amd64) PLATFORM=linux/amd64; QEMU=qemu-x86_64 ;;
+  arm64) PLATFORM=linux/arm64; QEMU=qemu-aarch64 ;;
+  *) echo "unsupported ARCH $ARCH (amd64 or arm64)" >&2; exit 2 ;;
+esac
+
+if [ "$ARCH" != "$HOST_ARCH" ]; then
+  if docker buildx version >/dev/null 2>&1 && docker info >/dev/null 2>&1 \
+     && [ -e "/proc/sys/fs/binfmt_misc/$QEMU" ]; then
+    echo "building $ARCH on $HOST_ARCH in a $PLATFORM container (emulated)"
+    docker buildx build --platform "$PLATFORM" -f deploy/Dockerfile.build \
+      --build-arg VERSION="$VERSION" --output "type=local,dest=dist" .
+    exec "$PYTHON" scripts/check_elf.py "$ARCH" dist/kubensage-*-"$VERSION"-linux-"$ARCH"/kubensage-*
+  fi
+  cat >&2 <<MSG
+cannot build linux-$ARCH on this $HOST_ARCH host: a cross build needs a running Docker
+engine with buildx and QEMU binfmt for $PLATFORM (e.g. apt-get install docker.io
+docker-buildx qemu-user-static binfmt-support), or a native $ARCH machine.
+MSG
+  exit 2
+fi
+
+COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT-dirty"; fi
+BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+INFO=kubensage_common/_build_info.py
+trap 'rm -f "$INFO"' EXIT
+printf '"""Written by scripts/build.sh; not in version control."""\n\nVERSION = "%s"\nCOMMIT = "%s"\nBUILD_DATE = "%s"\n' \
+  "$VERSION" "$COMMIT" "$BUILD_DATE" > "$INFO"
+
+mkdir -p build/pyinstaller dist
+for program in agent relay; do
+  name="kubensage-$program-$VERSION-linux-$ARCH"
+  excludes=()
+  [ "$program" = agent ] && excludes=(--exclude-module kubernetes --exclude-module prometheus_client)
+  rm -rf "dist/$name" "dist/$name.tar.gz"
+  "$PYTHON" -m PyInstaller --noconfirm --onedir --log-level WARN \
+    --name "kubensage-$program" --paths . "${excludes[@]}" \
+    --distpath "build/pyinstaller/dist-$ARCH" --workpath "build/pyinstaller/work-$ARCH" \
+    --specpath build/pyinstaller "scripts/entry_$program.py"
+  mv "build/pyinstaller/dist-$ARCH/kubensage-$program" "dist/$name"
+  tar -C dist -czf "dist/$name.tar.gz" "$name"
+  echo "built dist/$name/kubensage-$program ($(du -sh "dist/$name" | cut -f1))"
+done
+"$PYTHON" scripts/check_elf.py "$ARCH" dist/kubensage-*-"$VERSION"-linux-"$ARCH"/kubensage-*

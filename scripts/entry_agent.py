@@ -1,0 +1,3 @@
+from kubensage_agent.cli import main
+
+main()

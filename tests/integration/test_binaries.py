@@ -1,0 +1,133 @@
+"""`make build`'s PyInstaller bundles, built and run: version info, collect, relay+agent."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.support.processes import Service, free_port, http_get
+
+REPO = Path(__file__).resolve().parent.parent.parent
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+@pytest.fixture(scope="module")
+def binaries() -> Iterator[dict[str, Path]]:
+    try:
+        import PyInstaller  # noqa: F401
+    except ImportError:
+        require(False, "PyInstaller (dev extra) builds the binaries")
+    result = subprocess.run(
+        ["scripts/build.sh", sys.executable, VERSION, ARCH],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"linux-{ARCH} ok" in result.stdout
+    yield {
+        program: REPO
+        / "dist"
+        / f"kubensage-{program}-{VERSION}-linux-{ARCH}"
+        / f"kubensage-{program}"
+        for program in ("agent", "relay")
+    }
+
+
+def test_version_names_version_commit_and_build_date(binaries: dict[str, Path]) -> None:
+    for program, path in binaries.items():
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        match = re.fullmatch(
+            rf"kubensage-{program} {re.escape(VERSION)} \(commit (\S+), "
+            r"built (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\)\n",
+            out,
+        )
+        assert match, out
+        assert match.group(1) != "unknown"
+    assert (REPO / "dist" / f"kubensage-agent-{VERSION}-linux-{ARCH}.tar.gz").exists()
+
+
+def test_binary_agent_collects_this_machine(binaries: dict[str, Path], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            str(binaries["agent"]),
+            "collect",
+            "--format",
+            "json",
+            "--sample-interval",
+            "0",
+            "--cri-socket",
+            f"unix://{tmp_path}/none.sock",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["node"]["cpu_seconds_by_mode"]["user"] > 0
+    assert report["node"]["memory"]["total_bytes"]
+
+
+def test_binary_agent_reports_to_binary_relay(binaries: dict[str, Path], tmp_path: Path) -> None:
+    grpc_port, metrics_port = free_port(), free_port()
+    relay = Service(
+        "relay",
+        [
+            str(binaries["relay"]),
+            "serve",
+            "--listen-address",
+            f"127.0.0.1:{grpc_port}",
+            "--metrics-address",
+            f"127.0.0.1:{metrics_port}",
+        ],
+        tmp_path,
+    )
+    agent = Service(
+        "agent",
+        [
+            str(binaries["agent"]),
+            "run",
+            "--relay-address",
+            f"127.0.0.1:{grpc_port}",
+            "--interval",
+            "1",
+            "--node-name",
+            "binary-node",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--cri-socket",
+            f"unix://{tmp_path}/none.sock",
+        ],
+        tmp_path,
+    )
+    try:
+        relay.start().wait_http(f"http://127.0.0.1:{metrics_port}/healthz")
+        agent.start()
+        body = ""
+        for _ in range(120):
+            body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+            if 'kubensage_node_load1{node="binary-node"}' in body:
+                break
+            subprocess.run(["sleep", "0.25"], check=True)
+        assert 'kubensage_node_load1{node="binary-node"}' in body
+        assert re.search(rf'kubensage_node_info\{{[^}}]*agent_version="{re.escape(VERSION)}"', body)
+        assert agent.stop() == 0
+    finally:
+        agent.stop()
+        relay.stop()
