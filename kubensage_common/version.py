@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
 
 
@@ -12,16 +13,16 @@ def _package_version() -> str:
         return "0.0.0+unknown"
 
 
-try:
-    from kubensage_common._build_info import (  # type: ignore[import-not-found,unused-ignore]
-        BUILD_DATE,
-        COMMIT,
-        VERSION,
-    )
-except ImportError:
-    VERSION: str = _package_version()  # type: ignore[no-redef]
-    COMMIT = "unknown"
-    BUILD_DATE = "unknown"
+def _build_info() -> tuple[str, str, str]:
+    """(version, commit, build date): baked by the build, else from the installed package."""
+    try:
+        baked = importlib.import_module("kubensage_common._build_info")
+    except ImportError:
+        return _package_version(), "unknown", "unknown"
+    return str(baked.VERSION), str(baked.COMMIT), str(baked.BUILD_DATE)
+
+
+VERSION, COMMIT, BUILD_DATE = _build_info()
 
 
 def version_string(program: str) -> str:

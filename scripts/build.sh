@@ -51,7 +51,8 @@ for program in agent relay; do
   [ "$program" = agent ] && excludes=(--exclude-module kubernetes --exclude-module prometheus_client)
   rm -rf "dist/$name" "dist/$name.tar.gz"
   "$PYTHON" -m PyInstaller --noconfirm --onedir --log-level WARN \
-    --name "kubensage-$program" --paths . "${excludes[@]}" \
+    --name "kubensage-$program" --paths . --hidden-import kubensage_common._build_info \
+    "${excludes[@]}" \
     --distpath "build/pyinstaller/dist-$ARCH" --workpath "build/pyinstaller/work-$ARCH" \
     --specpath build/pyinstaller "scripts/entry_$program.py"
   mv "build/pyinstaller/dist-$ARCH/kubensage-$program" "dist/$name"

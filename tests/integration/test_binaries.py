@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import re
@@ -23,10 +24,10 @@ ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.
 
 @pytest.fixture(scope="module")
 def binaries() -> Iterator[dict[str, Path]]:
-    try:
-        import PyInstaller  # noqa: F401
-    except ImportError:
-        require(False, "PyInstaller (dev extra) builds the binaries")
+    require(
+        importlib.util.find_spec("PyInstaller") is not None,
+        "PyInstaller (dev extra) builds the binaries",
+    )
     result = subprocess.run(
         ["scripts/build.sh", sys.executable, VERSION, ARCH],
         cwd=REPO,

@@ -16,6 +16,7 @@ from relay.state.store import NodeStore
 class InProcessRelay:
     def __init__(
         self,
+        *,
         port: int = 0,
         settings: tm.Settings | None = None,
         store: NodeStore | None = None,
