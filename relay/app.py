@@ -16,6 +16,8 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.addresses import join_host_port, split_host_port
 from kubensage_common.tls import server_credentials
+from relay.enrich.health import EnrichmentHealth
+from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
 from relay.expose.collector import ReportCollector
 from relay.expose.http import HttpServer, make_app
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
@@ -43,6 +45,38 @@ class RelayConfig:
     tls_client_ca_file: str | None = None
     token_file: str | None = None
     web: WebConfig = field(default_factory=WebConfig)
+    kube_enrichment: bool = True
+    kubeconfig: str | None = None
+    pod_labels: str = ""
+    cluster_name: str = ""
+    kube_sync_timeout_seconds: float = 30.0
+    kube_resync_seconds: float = 3600.0
+
+
+def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrichment:
+    """Kubernetes enrichment when an API server is configured; otherwise none, said once."""
+    if not config.kube_enrichment:
+        logger.info("Kubernetes enrichment off (--no-kube-enrichment)")
+        return NoEnrichment(config.cluster_name)
+    loaded = load_api_client(config.kubeconfig)
+    if loaded is None:
+        logger.info(
+            "Kubernetes enrichment off: no in-cluster service account and no "
+            "kubeconfig; pods keep their CRI names and labels"
+        )
+        return NoEnrichment(config.cluster_name)
+    api, context_cluster = loaded
+    enrichment = KubeEnrichment(
+        api,
+        pod_labels=config.pod_labels,
+        cluster_name=config.cluster_name or context_cluster,
+        sync_timeout_seconds=config.kube_sync_timeout_seconds,
+        resync_seconds=config.kube_resync_seconds,
+    )
+    enrichment.start()
+    registry.register(EnrichmentHealth(enrichment))
+    logger.info("Kubernetes enrichment on ({})", api.configuration.host)
+    return enrichment
 
 
 def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.Server, int, str]:
@@ -71,7 +105,10 @@ async def serve(config: RelayConfig) -> None:
     store = NodeStore(config.node_grace_seconds)
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
-    registry.register(ReportCollector(store, config.metric_profile, metrics.exposition_errors.inc))
+    enrichment = start_enrichment(config, registry)
+    registry.register(
+        ReportCollector(store, config.metric_profile, metrics.exposition_errors.inc, enrichment)
+    )
     settings = (
         tm.Settings(interval_seconds=config.agent_interval_seconds)
         if config.agent_interval_seconds > 0
@@ -86,7 +123,7 @@ async def serve(config: RelayConfig) -> None:
     for service in ("", INGEST_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    app = make_app(registry, ready=lambda: True)
+    app = make_app(registry, ready=enrichment.ready)
     if config.web.users:
         app = protect(app, BasicAuth(config.web.users))
     http_host, http_port = split_host_port(config.metrics_address)
@@ -111,6 +148,8 @@ async def serve(config: RelayConfig) -> None:
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE_SECONDS)
     http.stop()
+    if isinstance(enrichment, KubeEnrichment):
+        enrichment.stop()
     logger.info(
         "relay stopped: {:.0f} reports accepted",
         registry.get_sample_value("kubensage_relay_reports_received_total") or 0,

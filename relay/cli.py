@@ -102,6 +102,40 @@ def cli() -> None:
     default=None,
     help="TLS and basic auth for /metrics, in Prometheus exporter-toolkit format.",
 )
+@option(
+    "--kube-enrichment/--no-kube-enrichment",
+    default=True,
+    help="Add workload, requests/limits, pod labels and node zones from the Kubernetes "
+    "API (in-cluster service account, else --kubeconfig); off by itself without either.",
+)
+@option(
+    "--kubeconfig",
+    default=None,
+    help="kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config).",
+)
+@option(
+    "--pod-labels",
+    default="",
+    help="Pod label keys to expose on kubensage_pod_labels (comma-separated, or *).",
+)
+@option(
+    "--cluster-name",
+    default="",
+    help="Value of the cluster label on kubensage_node_info (default: from the "
+    "kubeconfig context or well-known node labels).",
+)
+@option(
+    "--kube-sync-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    help="Seconds /readyz waits for the first Kubernetes sync before reporting ready.",
+)
+@option(
+    "--kube-resync",
+    type=click.FloatRange(min=10),
+    default=3600.0,
+    help="Seconds between full relists of each Kubernetes cache.",
+)
 @logging_options
 @config_option()
 def serve_command(**options: Any) -> None:
@@ -136,6 +170,12 @@ def serve_command(**options: Any) -> None:
         tls_client_ca_file=options["tls_client_ca_file"],
         token_file=options["token_file"],
         web=web or WebConfig(),
+        kube_enrichment=options["kube_enrichment"],
+        kubeconfig=options["kubeconfig"],
+        pod_labels=options["pod_labels"],
+        cluster_name=options["cluster_name"],
+        kube_sync_timeout_seconds=options["kube_sync_timeout"],
+        kube_resync_seconds=options["kube_resync"],
     )
     asyncio.run(serve(config))
 

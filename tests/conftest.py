@@ -8,6 +8,11 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Tests talk to loopback only: no relay started by a test may find a real cluster through
+# the developer's kubeconfig or a pod's service account. Enrichment tests pass their own.
+os.environ["KUBECONFIG"] = "/nonexistent/kubensage-tests/kubeconfig"
+os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip when a real component is missing, but fail the run in CI, where it must exist."""

@@ -15,10 +15,10 @@ from typing import Any
 import grpc
 from loguru import logger
 
-from kubensage_agent.push.backoff import Backoff
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
+from kubensage_common.backoff import Backoff
 
 IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
 CONNECT_TIMEOUT_SECONDS = 10.0

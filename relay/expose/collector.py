@@ -13,6 +13,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from kubensage_common.logsetup import OnceLogger
+from relay.enrich.kube import Enrichment, NoEnrichment
 from relay.expose.cadvisor import cadvisor_families
 from relay.expose.families import FamilySet
 from relay.expose.native import native_families
@@ -23,13 +24,18 @@ PROFILES = ("native", "cadvisor", "both")
 
 class ReportCollector(Collector):
     def __init__(
-        self, store: NodeStore, profile: str = "native", on_error: Callable[[], None] | None = None
+        self,
+        store: NodeStore,
+        profile: str = "native",
+        on_error: Callable[[], None] | None = None,
+        enrichment: Enrichment | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown metric profile {profile!r}")
         self.store = store
         self.profile = profile
         self.on_error = on_error
+        self.enrichment = enrichment if enrichment is not None else NoEnrichment()
         self._once = OnceLogger()
 
     def collect(self) -> Iterator[Metric]:
@@ -37,7 +43,7 @@ class ReportCollector(Collector):
         for view in self.store.snapshot():
             try:
                 self._add_node(view, out)
-            except Exception as exc:
+            except Exception as exc:  # one node must not fail every node's scrape
                 if self.on_error is not None:
                     self.on_error()
                 self._once.problem(
@@ -50,6 +56,6 @@ class ReportCollector(Collector):
 
     def _add_node(self, view: NodeView, out: FamilySet) -> None:
         if self.profile in ("native", "both"):
-            native_families([view], out)
+            native_families([view], out, self.enrichment)
         if self.profile in ("cadvisor", "both"):
             cadvisor_families([view], out)

@@ -6,13 +6,17 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from relay.expose.families import FamilySet, present, seconds
+from relay.enrich.kube import Enrichment, NoEnrichment
+from relay.enrich.objects import PodInfo
+from relay.expose.families import FamilySet, present, prometheus_label_names, seconds
 from relay.expose.selection import current_containers, current_pods
 from relay.state.store import NodeView
 
 P = "kubensage_"
-CONTAINER = ("node", "namespace", "pod", "container")
-POD_NETWORK = ("node", "namespace", "pod", "interface")
+CONTAINER = ("node", "namespace", "pod", "container", "workload", "workload_kind")
+POD = ("node", "namespace", "pod", "workload", "workload_kind")
+POD_NETWORK = (*POD, "interface")
+RESOURCE = (*CONTAINER, "resource", "unit")
 NODE = ("node",)
 PSI_RESOURCES = frozenset({"cpu", "memory", "io", "irq"})
 CONTAINER_STATE_NAMES = {
@@ -142,10 +146,42 @@ def add_network(
         )
 
 
-def _containers(out: FamilySet, view: NodeView) -> None:
+class _PodContext:
+    """Per-pod lookups done once per scrape: Kubernetes metadata and the workload."""
+
+    def __init__(self, enrichment: Enrichment) -> None:
+        self.enrichment = enrichment
+        self._seen: dict[str, tuple[PodInfo | None, str, str]] = {}
+
+    def __call__(self, pod: tm.Pod) -> tuple[PodInfo | None, str, str]:
+        held = self._seen.get(pod.uid)
+        if held is None:
+            info = self.enrichment.pod(pod.uid)
+            kind, name = self.enrichment.workload(info)
+            held = self._seen[pod.uid] = (info, name, kind)
+        return held
+
+
+def _resources(out: FamilySet, values: list[str], info: PodInfo | None, name: str) -> None:
+    spec = next((c for c in info.containers if c.name == name), None) if info else None
+    for family, doc in (
+        ("requests", "Resources the container requests (cores, bytes)."),
+        ("limits", "Resource limits of the container (cores, bytes)."),
+    ):
+        cpu = getattr(spec, f"cpu_{family[:-1]}", None) if spec else None
+        memory = getattr(spec, f"memory_{family[:-1]}", None) if spec else None
+        out.gauge(f"{P}container_resource_{family}", doc, RESOURCE, [*values, "cpu", "core"], cpu)
+        out.gauge(
+            f"{P}container_resource_{family}", doc, RESOURCE, [*values, "memory", "byte"], memory
+        )
+
+
+def _containers(out: FamilySet, view: NodeView, context: _PodContext) -> None:
     runtime = view.report.runtime.name
     for pod, container in current_containers(view.report.pods):
-        values = [view.node, pod.namespace, pod.name, container.name]
+        info, workload, kind = context(pod)
+        values = [view.node, pod.namespace, pod.name, container.name, workload, kind]
+        _resources(out, values, info, container.name)
         for name, doc, extract in CONTAINER_GAUGES:
             out.gauge(P + name, doc, CONTAINER, values, extract(container))
         for name, doc, extract in CONTAINER_COUNTERS:
@@ -175,20 +211,43 @@ def _containers(out: FamilySet, view: NodeView) -> None:
         )
 
 
-def _pods(out: FamilySet, view: NodeView) -> None:
+def _pods(out: FamilySet, view: NodeView, context: _PodContext) -> None:
     for pod in current_pods(view.report.pods):
+        info, workload, kind = context(pod)
+        values = [view.node, pod.namespace, pod.name, workload, kind]
         for interface in pod.network:
-            add_network(
-                out,
-                f"{P}pod_network",
-                POD_NETWORK,
-                [view.node, pod.namespace, pod.name, interface.name],
-                interface,
+            add_network(out, f"{P}pod_network", POD_NETWORK, [*values, interface.name], interface)
+        out.gauge(
+            f"{P}pod_info",
+            "Pod identity and scheduling facts; always 1.",
+            (*POD, "uid", "qos_class", "priority_class", "host_network"),
+            [
+                *values,
+                pod.uid,
+                info.qos_class if info else "",
+                info.priority_class if info else "",
+                ("true" if info.host_network else "false") if info else "",
+            ],
+            1,
+        )
+        if info is not None and info.labels:
+            names = prometheus_label_names(key for key, _ in info.labels)
+            out.varying(
+                f"{P}pod_labels",
+                "Pod labels on the allowlist (--pod-labels), as label_<name>; always 1.",
+                {
+                    "node": view.node,
+                    "namespace": pod.namespace,
+                    "pod": pod.name,
+                    **{names[key]: value for key, value in info.labels},
+                },
+                1,
             )
 
 
-def _node(out: FamilySet, view: NodeView) -> None:
+def _node(out: FamilySet, view: NodeView, enrichment: Enrichment) -> None:
     node, report = view.report.node, view.report
+    meta = enrichment.node(view.node)
     values = [view.node]
     for mode, value in sorted(node.cpu_seconds_by_mode.items()):
         out.counter(
@@ -253,6 +312,12 @@ def _node(out: FamilySet, view: NodeView) -> None:
             "runtime",
             "runtime_version",
             "agent_version",
+            "kubelet_version",
+            "region",
+            "zone",
+            "instance_type",
+            "provider",
+            "cluster",
         ),
         [
             view.node,
@@ -262,6 +327,12 @@ def _node(out: FamilySet, view: NodeView) -> None:
             report.runtime.name,
             report.runtime.version,
             report.agent_version,
+            meta.kubelet_version if meta else "",
+            meta.region if meta else "",
+            meta.zone if meta else "",
+            meta.instance_type if meta else "",
+            meta.provider if meta else "",
+            enrichment.cluster_name,
         ],
         1,
     )
@@ -338,9 +409,12 @@ def _agent(out: FamilySet, view: NodeView) -> None:
     )
 
 
-def native_families(views: Iterable[NodeView], out: FamilySet) -> None:
+def native_families(
+    views: Iterable[NodeView], out: FamilySet, enrichment: Enrichment | None = None
+) -> None:
+    context = _PodContext(enrichment if enrichment is not None else NoEnrichment())
     for view in views:
-        _node(out, view)
-        _pods(out, view)
-        _containers(out, view)
+        _node(out, view, context.enrichment)
+        _pods(out, view, context)
+        _containers(out, view, context)
         _agent(out, view)

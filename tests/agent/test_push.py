@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from kubensage_agent.push.backoff import Backoff
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.runner import next_tick
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.backoff import Backoff
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.reports import report

@@ -41,10 +41,15 @@ def key(**labels: str) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
 
 
+def ckey(**labels: str) -> frozenset[tuple[str, str]]:
+    """Container and pod series also carry the workload labels, empty without enrichment."""
+    return key(workload="", workload_kind="", **labels)
+
+
 def test_native_families_for_a_known_report() -> None:
     text = scrape(store_with(report()))
     got = samples(text)
-    c = key(node="node-a", namespace="default", pod="web-1", container="app")
+    c = ckey(node="node-a", namespace="default", pod="web-1", container="app")
     assert got[("kubensage_container_cpu_usage_seconds_total", c)] == 12.5
     assert got[("kubensage_container_memory_working_set_bytes", c)] == 64 * 1024 * 1024
     assert got[("kubensage_container_memory_major_page_faults_total", c)] == 3
@@ -56,7 +61,7 @@ def test_native_families_for_a_known_report() -> None:
         got[
             (
                 "kubensage_pod_network_transmit_bytes_total",
-                key(node="node-a", namespace="default", pod="web-1", interface="eth0"),
+                ckey(node="node-a", namespace="default", pod="web-1", interface="eth0"),
             )
         ]
         == 2000
@@ -85,7 +90,7 @@ def test_label_values_are_escaped() -> None:
     text = scrape(store_with(r))
     assert 'pod="quote \\" backslash \\\\ newline \\n ünïcødé"' in text
     parsed = samples(text)
-    c = key(node="node-a", namespace="ns", pod=nasty, container="app")
+    c = ckey(node="node-a", namespace="ns", pod=nasty, container="app")
     assert parsed[("kubensage_container_cpu_usage_seconds_total", c)] == 12.5
 
 
@@ -93,7 +98,7 @@ def test_restarted_container_replaces_the_old_series() -> None:
     old = container("app", "old-id", cpu_seconds=500.0, state=tm.CONTAINER_STATE_EXITED, attempt=0)
     new = container("app", "new-id", cpu_seconds=1.0, attempt=1, created=1_800_000_000 * 10**9)
     got = samples(scrape(store_with(report(pods=[pod("web-1", containers=[old, new])]))))
-    c = key(node="node-a", namespace="default", pod="web-1", container="app")
+    c = ckey(node="node-a", namespace="default", pod="web-1", container="app")
     assert got[("kubensage_container_cpu_usage_seconds_total", c)] == 1.0
     infos = [dict(k[1]) for k in got if k[0] == "kubensage_container_info"]
     assert [i["container_id"] for i in infos] == ["new-id"]

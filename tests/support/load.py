@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -37,19 +38,16 @@ class LoadResult:
     seconds: float = 0.0
 
 
-async def _agent(
-    address: str, index: int, reports: int, containers: int, result: LoadResult
+async def stream_reports(
+    address: str, hello: tm.Hello, reports: Iterable[tm.Metrics], result: LoadResult
 ) -> None:
-    node, agent_id = f"load-node-{index:04d}", f"load-agent-{index:04d}"
-    template = node_report(node, agent_id, 1, containers)
+    """One agent stream: hello, then each report, waiting for its ack before the next."""
     async with grpc.aio.insecure_channel(address, compression=grpc.Compression.Gzip) as channel:
         call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
-        await call.write(tm.AgentMessage(hello=tm.Hello(agent_id=agent_id, node_name=node)))
-        for sequence in range(1, reports + 1):
-            template.sequence = sequence
-            template.collected_at_unix_nanos = time.time_ns()
+        await call.write(tm.AgentMessage(hello=hello))
+        for message in reports:
             started = time.perf_counter()
-            await call.write(tm.AgentMessage(report=template))
+            await call.write(tm.AgentMessage(report=message))
             result.sent += 1
             while True:
                 answer = await call.read()
@@ -58,12 +56,29 @@ async def _agent(
                 if answer.HasField("ack"):
                     break
             result.ack_latencies.append(time.perf_counter() - started)
-            if answer.ack.sequence == sequence:
+            if answer.ack.sequence == message.sequence:
                 result.acked += 1
         await call.done_writing()
         code = await call.code()
         if code != grpc.StatusCode.OK:
             raise RuntimeError(f"stream ended with {code.name}")
+
+
+def _numbered(template: tm.Metrics, count: int) -> Iterator[tm.Metrics]:
+    for sequence in range(1, count + 1):
+        template.sequence = sequence
+        template.collected_at_unix_nanos = time.time_ns()
+        yield template
+
+
+async def _agent(
+    address: str, index: int, reports: int, containers: int, result: LoadResult
+) -> None:
+    node, agent_id = f"load-node-{index:04d}", f"load-agent-{index:04d}"
+    template = node_report(node, agent_id, 1, containers)
+    await stream_reports(
+        address, tm.Hello(agent_id=agent_id, node_name=node), _numbered(template, reports), result
+    )
 
 
 async def run_load(

@@ -1,0 +1,1 @@
+"""Kubernetes metadata the nodes cannot know: workload owners, requests, zones."""
