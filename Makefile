@@ -51,6 +51,10 @@ build-linux-amd64 build-linux-arm64: build-linux-%: $(STAMP)
 
 build-all: build-linux-amd64 build-linux-arm64
 
+bench: $(STAMP)
+	scripts/system-deps.sh
+	$(BIN)/python -m bench
+
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 

@@ -126,20 +126,52 @@ def test_cri_o_style_runtime_rate_and_psi_are_taken_from_cri(sock_dir: Path) -> 
     assert pressure["cpu"].full.avg10 == pytest.approx(1.5)
 
 
+SANDBOX_PID = 4242
+
+
+def fake_host(root: Path, *, host_network: bool) -> Path:
+    """A host root where sandbox SANDBOX_PID has its own network namespace, or the host's."""
+    shutil.copytree(REAL, root)
+    (root / "proc" / str(SANDBOX_PID) / "net").mkdir(parents=True)
+    shutil.copy(REAL / "proc" / "net" / "dev", root / "proc" / str(SANDBOX_PID) / "net" / "dev")
+    (root / "proc" / "1" / "ns").mkdir(parents=True)
+    (root / "proc" / str(SANDBOX_PID) / "ns").mkdir()
+    (root / "proc" / "1" / "ns" / "net").write_text("host netns")
+    (root / "proc" / "self" / "ns").mkdir(parents=True)
+    (root / "proc" / "self" / "ns" / "net").write_text("the agent's netns")
+    sandbox_ns = root / "proc" / str(SANDBOX_PID) / "ns" / "net"
+    if host_network:
+        sandbox_ns.hardlink_to(root / "proc" / "1" / "ns" / "net")  # same inode
+    else:
+        sandbox_ns.write_text("pod netns")
+    return root
+
+
 def test_unimplemented_pod_stats_falls_back_to_procfs_and_stops_asking(sock_dir: Path) -> None:
     runtime = FakeRuntime(
-        name="cri-dockerd", unimplemented={"ListPodSandboxStats"}, sandbox_pid=os.getpid()
+        name="cri-dockerd", unimplemented={"ListPodSandboxStats"}, sandbox_pid=SANDBOX_PID
     )
     runtime.add_pod("s1", "legacy")
     runtime.containers = [FakeContainer("c1", "s1", "app")]
+    root = fake_host(sock_dir / "host", host_network=False)
     with serve(sock_dir, runtime) as server:
-        collector = collector_for(server)
+        collector = collector_for(server, root)
         for _ in range(3):
             pods, _ = collector.collect(time.monotonic() + TIMEOUT)
     assert runtime.calls.count("ListPodSandboxStats") == 1
     assert pods[0].network_source == "procfs"
+    assert {i.name for i in pods[0].network} == {"ifb0", "ifb1", "eth0"}  # lo left out
     assert all(i.HasField("receive_packets") for i in pods[0].network)
-    assert "lo" not in {i.name for i in pods[0].network}
+
+
+def test_host_network_pod_gets_no_pod_network(sock_dir: Path) -> None:
+    runtime = FakeRuntime(unimplemented={"ListPodSandboxStats"}, sandbox_pid=SANDBOX_PID)
+    runtime.add_pod("s1", "host-pod")
+    root = fake_host(sock_dir / "host", host_network=True)
+    with serve(sock_dir, runtime) as server:
+        pods, _ = collector_for(server, root).collect(time.monotonic() + TIMEOUT)
+    assert pods[0].network_source == "host"
+    assert len(pods[0].network) == 0
 
 
 def test_failing_pod_stats_keeps_container_data(sock_dir: Path) -> None:

@@ -9,6 +9,7 @@ call costs only the fields it would have given.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,7 +19,7 @@ import grpc
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import fill_interface, fill_pressure, read_pressure_file
 from kubensage_agent.cri.client import CriClient, CriError
-from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.hostfs import HostPaths, read_small
 from kubensage_agent.parsers.cgroup import find_cgroup2_mount, parse_unified_path
 from kubensage_agent.parsers.netdev import parse_net_dev
 from kubensage_agent.parsers.pressure import PressureLine, PressureStats
@@ -48,12 +49,19 @@ class _ContainerDetail:
     state: int
     status: api_pb2.ContainerStatus
     pid: int | None
+    # the container's cgroup v2 *.pressure files under the host root, looked up once
+    pressure_files: tuple[tuple[str, str], ...] = ()
+    cgroup_known: bool = False
 
 
 @dataclass
 class _SandboxDetail:
     ips: list[str]
     pid: int | None
+    # the sandbox shares the host's network namespace (hostNetwork: true)
+    host_network: bool = False
+    # the parts of the Pod message that never change for a sandbox, built once
+    identity: tm.Pod | None = None
 
 
 def _info_pid(info: dict[str, str]) -> int | None:
@@ -127,6 +135,22 @@ def _fill_limits(target: tm.Container, status: api_pb2.ContainerStatus) -> None:
 
 def _cap(values: dict[str, str]) -> dict[str, str]:
     return {k: v[:MAX_ANNOTATION_VALUE] for k, v in values.items()}
+
+
+def _pod_identity(sandbox: api_pb2.PodSandbox, ips: list[str]) -> tm.Pod:
+    meta = sandbox.metadata
+    return tm.Pod(
+        sandbox_id=sandbox.id,
+        name=meta.name,
+        namespace=meta.namespace,
+        uid=meta.uid,
+        attempt=meta.attempt,
+        created_at_unix_nanos=sandbox.created_at,
+        labels=dict(sandbox.labels),
+        annotations=_cap(dict(sandbox.annotations)),
+        runtime_handler=sandbox.runtime_handler,
+        ips=ips,
+    )
 
 
 class CriCollector:
@@ -240,31 +264,27 @@ class CriCollector:
             return None
         network = answer.status.network
         ips = [ip for ip in [network.ip, *(a.ip for a in network.additional_ips)] if ip]
-        detail = _SandboxDetail(ips=ips, pid=_info_pid(dict(answer.info)))
+        pid = _info_pid(dict(answer.info))
+        detail = _SandboxDetail(ips=ips, pid=pid, host_network=self._in_host_netns(pid))
         self._sandboxes[sandbox_id] = detail
         return detail
 
     def _pod(
         self, sandbox: api_pb2.PodSandbox, stats: api_pb2.PodSandboxStats | None, deadline: float
     ) -> tm.Pod:
-        meta = sandbox.metadata
-        pod = tm.Pod(
-            sandbox_id=sandbox.id,
-            name=meta.name,
-            namespace=meta.namespace,
-            uid=meta.uid,
-            attempt=meta.attempt,
-            state=POD_STATES.get(sandbox.state, tm.POD_STATE_UNSPECIFIED),
-            created_at_unix_nanos=sandbox.created_at,
-            labels=dict(sandbox.labels),
-            annotations=_cap(dict(sandbox.annotations)),
-            runtime_handler=sandbox.runtime_handler,
-        )
         detail = self._sandbox_detail(sandbox.id, deadline)
+        pod = tm.Pod()
         if detail is not None:
-            pod.ips.extend(detail.ips)
+            if detail.identity is None:
+                detail.identity = _pod_identity(sandbox, detail.ips)
+            pod.CopyFrom(detail.identity)
+        else:
+            pod.CopyFrom(_pod_identity(sandbox, []))
+        pod.state = POD_STATES.get(sandbox.state, tm.POD_STATE_UNSPECIFIED)
         if stats is not None and stats.linux.HasField("network"):
             self._pod_network_from_cri(pod, stats.linux.network)
+        elif detail is not None and detail.host_network:
+            pod.network_source = "host"  # the node's own interfaces: counted once, on the node
         elif sandbox.state == api_pb2.SANDBOX_READY and detail is not None and detail.pid:
             self._pod_network_from_procfs(pod, detail.pid)
         return pod
@@ -281,9 +301,27 @@ class CriCollector:
                     setattr(out, target, getattr(usage, source).value)
         pod.network_source = "cri"
 
+    def _in_host_netns(self, pid: int | None) -> bool:
+        """Whether `pid` shares the network namespace whose interfaces the node figures
+        report: the host init's, or the agent's own (node network is read through
+        /proc/self). Such a pod's traffic is the node's and is counted there once."""
+        if pid is None:
+            return False
+        try:
+            sandbox = os.stat(self.paths.proc(str(pid), "ns", "net")).st_ino
+        except OSError:
+            return False
+        node_namespaces = set()
+        for reference in (self.paths.proc("1", "ns", "net"), self.paths.proc("self", "ns", "net")):
+            try:
+                node_namespaces.add(os.stat(reference).st_ino)
+            except OSError:
+                continue
+        return sandbox in node_namespaces
+
     def _pod_network_from_procfs(self, pod: tm.Pod, pid: int) -> None:
         with self.errors.guard("pod_netdev"):
-            for counters in parse_net_dev(self.paths.proc(str(pid), "net", "dev").read_text()):
+            for counters in parse_net_dev(read_small(self.paths.proc(str(pid), "net", "dev"))):
                 if counters.name != "lo":
                     fill_interface(pod.network.add(), counters)
             pod.network_source = "procfs"
@@ -341,7 +379,7 @@ class CriCollector:
             _fill_filesystem(out.writable_layer, stats.writable_layer)
         if stats.HasField("swap") and stats.swap.HasField("swap_usage_bytes"):
             out.swap_usage_bytes = stats.swap.swap_usage_bytes.value
-        self._container_pressure(out, stats, detail.pid if detail else None)
+        self._container_pressure(out, stats, detail)
 
     def _cpu(self, out: tm.Container, key: str, cpu: api_pb2.CpuUsage) -> None:
         if not cpu.HasField("usage_core_nano_seconds"):
@@ -358,7 +396,7 @@ class CriCollector:
             out.cpu.rate_source = "runtime"
 
     def _container_pressure(
-        self, out: tm.Container, stats: api_pb2.ContainerStats, pid: int | None
+        self, out: tm.Container, stats: api_pb2.ContainerStats, detail: _ContainerDetail | None
     ) -> None:
         from_cri = [
             (resource, usage.psi)
@@ -369,14 +407,19 @@ class CriCollector:
             for resource, psi in from_cri:
                 fill_pressure(out.pressure.add(), resource, _psi_from_cri(psi))
             return
-        if pid is None or out.state != tm.CONTAINER_STATE_RUNNING:
+        if detail is None or detail.pid is None or out.state != tm.CONTAINER_STATE_RUNNING:
             return
-        cgroup_dir = self._cgroup_dir(pid)
-        if cgroup_dir is None:
-            return
+        if not detail.cgroup_known:
+            cgroup_dir = self._cgroup_dir(detail.pid)
+            if cgroup_dir is not None:
+                folder = str(self.paths.path(cgroup_dir))
+                detail.pressure_files = tuple(
+                    (resource, f"{folder}/{filename}") for resource, filename in PSI_FILES
+                )
+            detail.cgroup_known = True
         with self.errors.guard("container_pressure"):
-            for resource, filename in PSI_FILES:
-                pressure = read_pressure_file(self.paths.path(f"{cgroup_dir}/{filename}"))
+            for resource, path in detail.pressure_files:
+                pressure = read_pressure_file(path)
                 if pressure is not None:
                     fill_pressure(out.pressure.add(), resource, pressure)
 
@@ -391,7 +434,7 @@ class CriCollector:
         if self._cgroup2_mount is None:
             return None
         try:
-            unified = parse_unified_path(self.paths.proc(str(pid), "cgroup").read_text())
+            unified = parse_unified_path(read_small(self.paths.proc(str(pid), "cgroup")))
         except OSError:
             return None  # the process exited between the stats call and now
         if unified is None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psutil
 
 from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.hostfs import HostPaths, read_small
 from kubensage_agent.parsers.loadavg import parse_loadavg
 from kubensage_agent.parsers.netdev import InterfaceCounters, parse_net_dev
 from kubensage_agent.parsers.osrelease import parse_os_release
@@ -45,11 +45,10 @@ def fill_interface(target: tm.NetworkInterface, counters: InterfaceCounters) -> 
     target.transmit_drops = counters.transmit_drops
 
 
-def read_pressure_file(path: os.PathLike[str]) -> PressureStats | None:
+def read_pressure_file(path: str | os.PathLike[str]) -> PressureStats | None:
     """PSI from one file; None when the kernel has no PSI (file absent or disabled)."""
     try:
-        with open(path) as handle:
-            text = handle.read()
+        text = read_small(path)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -30,15 +30,20 @@ def parse_pressure(text: str) -> PressureStats:
         kind, _, rest = raw.partition(" ")
         if kind not in ("some", "full"):
             raise ValueError(f"unexpected PSI line kind {kind!r}")
-        fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
+        # read every cycle for every container: the fixed kernel layout is parsed directly
+        fields = rest.split()
         try:
+            names = [field.partition("=")[0] for field in fields]
+            if names != ["avg10", "avg60", "avg300", "total"]:
+                raise ValueError(f"unexpected PSI fields {names}")
+            values = [field.partition("=")[2] for field in fields]
             lines[kind] = PressureLine(
-                avg10=float(fields["avg10"]),
-                avg60=float(fields["avg60"]),
-                avg300=float(fields["avg300"]),
-                total_seconds=int(fields["total"]) * MICROSECONDS,
+                avg10=float(values[0]),
+                avg60=float(values[1]),
+                avg300=float(values[2]),
+                total_seconds=int(values[3]) * MICROSECONDS,
             )
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             raise ValueError(f"malformed PSI line {raw!r}") from exc
     if not lines:
         raise ValueError("empty PSI file")

@@ -82,7 +82,13 @@ async def _agent(
 
 
 async def run_load(
-    address: str, agents: int, reports: int, containers: int, timeout: float = 300.0
+    address: str,
+    agents: int,
+    reports: int,
+    containers: int,
+    *,
+    timeout: float = 300.0,
+    first_index: int = 0,
 ) -> LoadResult:
     """`agents` concurrent streams, each sending `reports` reports, bounded by `timeout`."""
     result = LoadResult()
@@ -94,7 +100,8 @@ async def run_load(
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
             result.errors.append(f"agent {index}: {exc}")
 
-    await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(agents))), timeout)
+    indexes = range(first_index, first_index + agents)
+    await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in indexes)), timeout)
     result.seconds = time.perf_counter() - started
     return result
 

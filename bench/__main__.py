@@ -1,0 +1,49 @@
+"""Run every benchmark once, print the table, write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from loguru import logger
+
+from bench.agent import agent_benchmarks
+from bench.relay import ingest, kube_cache, scrape
+from bench.table import Results, write_markdown
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("make bench drives a private containerd and needs root")
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    os.environ["KUBECONFIG"] = "/nonexistent/kubensage-bench/kubeconfig"
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    binary = REPO / "dist" / f"kubensage-agent-{version}-linux-{arch}" / "kubensage-agent"
+    results = Results()
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="ksbench-", dir="/tmp"))
+    try:
+        print("agent (real containerd):", flush=True)
+        agent_benchmarks(results, workdir, binary if binary.exists() else None)
+        print("relay:", flush=True)
+        ingest(results, workdir)
+        scrape(results, workdir)
+        kube_cache(results, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    write_markdown(results, REPO / "docs" / "benchmarks.md", seconds)
+    print(f"wrote docs/benchmarks.md ({seconds:.0f} s)")
+
+
+main()
