@@ -18,8 +18,8 @@ from kubensage_common.addresses import join_host_port, split_host_port
 from kubensage_common.tls import server_credentials
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
-from relay.expose.collector import ReportCollector
 from relay.expose.http import HttpServer, make_app
+from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
 from relay.ingest.auth import TokenFile
 from relay.ingest.limits import ReportLimits
@@ -106,9 +106,7 @@ async def serve(config: RelayConfig) -> None:
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
-    registry.register(
-        ReportCollector(store, config.metric_profile, metrics.exposition_errors.inc, enrichment)
-    )
+    nodes = NodeTextCache(store, config.metric_profile, enrichment, metrics.exposition_errors.inc)
     settings = (
         tm.Settings(interval_seconds=config.agent_interval_seconds)
         if config.agent_interval_seconds > 0
@@ -123,7 +121,7 @@ async def serve(config: RelayConfig) -> None:
     for service in ("", INGEST_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    app = make_app(registry, ready=enrichment.ready)
+    app = make_app(registry, nodes, ready=enrichment.ready)
     if config.web.users:
         app = protect(app, BasicAuth(config.web.users))
     http_host, http_port = split_host_port(config.metrics_address)

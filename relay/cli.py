@@ -14,7 +14,7 @@ from kubensage_common.logsetup import configure_logging
 from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.app import RelayConfig, serve
-from relay.expose.collector import PROFILES
+from relay.expose.textcache import PROFILES
 from relay.expose.webconfig import WebConfig, load_web_config
 from relay.ingest.limits import ReportLimits
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_common.backoff import Backoff
@@ -25,8 +24,8 @@ from relay.enrich.objects import (
     uid_key,
 )
 from relay.enrich.workloads import resolve_workload
-from relay.expose.collector import ReportCollector
 from relay.expose.families import prometheus_label_names
+from relay.expose.textcache import NodeTextCache
 from relay.state.store import NodeStore
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
@@ -277,10 +276,8 @@ def informer_for_url(url: str) -> Informer[PodInfo]:
 
 
 def scrape(store: NodeStore, enrichment: KubeEnrichment) -> dict[str, list[dict[str, str]]]:
-    registry = CollectorRegistry()
-    registry.register(ReportCollector(store, "native", enrichment=enrichment))
     found: dict[str, list[dict[str, str]]] = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in text_string_to_metric_families(NodeTextCache(store, "native", enrichment).text()):
         for sample in family.samples:
             found.setdefault(sample.name, []).append({**sample.labels, "_value": str(sample.value)})
     return found

@@ -6,20 +6,18 @@ import shutil
 import subprocess
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from relay.expose.collector import ReportCollector
+from relay.enrich.kube import NoEnrichment
+from relay.expose.textcache import NodeTextCache
 from relay.state.store import NodeStore
 from tests.conftest import require
 from tests.support.reports import container, pod, report
 
 
 def scrape(store: NodeStore, profile: str = "native") -> str:
-    registry = CollectorRegistry()
-    registry.register(ReportCollector(store, profile))
-    return generate_latest(registry).decode()
+    return NodeTextCache(store, profile, NoEnrichment()).text()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -175,3 +173,30 @@ def test_promtool_accepts_a_realistic_scrape(profile: str, tmp_path) -> None:  #
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+def test_nodes_render_once_per_report_and_stream_state() -> None:
+    store = store_with(report(sequence=1), report(node="node-b", agent_id="b"))
+    cache = NodeTextCache(store, "native", NoEnrichment())
+    first = cache.text()
+    assert cache.renders == 2
+    assert cache.text() == first and cache.renders == 2  # nothing changed: no rendering
+    store.accept(report(sequence=2, pods=[]))
+    assert "web-1" not in [
+        line for line in cache.text().splitlines() if 'node="node-a"' in line and "pod=" in line
+    ]
+    assert cache.renders == 3  # only node-a again
+    store.connected("node-b")
+    assert 'kubensage_relay_node_connected{node="node-b"} 1.0' in cache.text()
+    assert cache.renders == 4
+
+
+def test_each_family_has_one_header_across_nodes() -> None:
+    text = NodeTextCache(
+        store_with(report(), report(node="node-b", agent_id="b")), "both", NoEnrichment()
+    ).text()
+    headers = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(headers) == len(set(headers))
+    families = list(text_string_to_metric_families(text))
+    load = next(f for f in families if f.name == "kubensage_node_load1")
+    assert {s.labels["node"] for s in load.samples} == {"node-a", "node-b"}

@@ -13,7 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from relay.expose.collector import ReportCollector
+from relay.enrich.kube import NoEnrichment
+from relay.expose.textcache import NodeTextCache
 from tests.conftest import require
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.reports import report
@@ -72,12 +73,8 @@ async def send_raw(relay: InProcessRelay, messages: list[bytes]) -> None:
 
 
 def assert_scrape_is_valid(relay: InProcessRelay) -> str:
-    collector = ReportCollector(relay.store, "both", relay.metrics.exposition_errors.inc)
-    relay.registry.register(collector)
-    try:
-        exposition = generate_latest(relay.registry).decode()
-    finally:
-        relay.registry.unregister(collector)
+    nodes = NodeTextCache(relay.store, "both", NoEnrichment(), relay.metrics.exposition_errors.inc)
+    exposition = generate_latest(relay.registry).decode() + nodes.text()
     assert relay.value("kubensage_relay_exposition_errors_total") == 0
     families = list(text_string_to_metric_families(exposition))
     assert any(f.name == "kubensage_relay_reports_received" for f in families)

@@ -20,9 +20,12 @@ from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.tls import channel_credentials, server_credentials
+from relay.enrich.kube import NoEnrichment
 from relay.expose.http import HttpServer, make_app
+from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
 from relay.ingest.auth import TokenFile
+from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
 from tests.support.reports import report
@@ -200,7 +203,12 @@ def test_metrics_endpoint_with_tls_and_basic_auth(pki: dict, tmp_path: Path) -> 
     http = HttpServer(
         "127.0.0.1",
         0,
-        protect(make_app(registry, lambda: True), BasicAuth(web.users)),
+        protect(
+            make_app(
+                registry, NodeTextCache(NodeStore(30), "native", NoEnrichment()), lambda: True
+            ),
+            BasicAuth(web.users),
+        ),
         web.ssl_context(),
     )
     http.start()
