@@ -148,7 +148,11 @@ def _long_run(endpoint: str, workdir: Path, results: Results, binary: Path | Non
                 workdir,
             )
             started = time.perf_counter()
-            agent.start()
+            os.environ["MALLOC_ARENA_MAX"] = "2"  # as the DaemonSet and the unit run it
+            try:
+                agent.start()
+            finally:
+                os.environ.pop("MALLOC_ARENA_MAX", None)
             pattern = f'kubensage_relay_node_last_sequence{{node="bench-{label}"}}'
             while pattern not in http_get(metrics)[1]:
                 if time.perf_counter() - started > 120:

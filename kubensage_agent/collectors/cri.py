@@ -52,6 +52,8 @@ class _ContainerDetail:
     # the container's cgroup v2 *.pressure files under the host root, looked up once
     pressure_files: tuple[tuple[str, str], ...] = ()
     cgroup_known: bool = False
+    # the parts of the Container message fixed while the container stays in `state`
+    identity: tm.Container | None = None
 
 
 @dataclass
@@ -135,6 +137,30 @@ def _fill_limits(target: tm.Container, status: api_pb2.ContainerStatus) -> None:
 
 def _cap(values: dict[str, str]) -> dict[str, str]:
     return {k: v[:MAX_ANNOTATION_VALUE] for k, v in values.items()}
+
+
+def _container_identity(
+    container: api_pb2.Container, status: api_pb2.ContainerStatus | None
+) -> tm.Container:
+    out = tm.Container(
+        id=container.id,
+        name=container.metadata.name,
+        attempt=container.metadata.attempt,
+        image=container.image.image,
+        image_ref=container.image_ref,
+        state=CONTAINER_STATES.get(container.state, tm.CONTAINER_STATE_UNKNOWN),
+        created_at_unix_nanos=container.created_at,
+        labels=dict(container.labels),
+    )
+    if status is not None:
+        out.started_at_unix_nanos = status.started_at
+        out.finished_at_unix_nanos = status.finished_at
+        out.exit_code = status.exit_code
+        out.reason = status.reason
+        if status.image.image and not out.image:
+            out.image = status.image.image
+        _fill_limits(out, status)
+    return out
 
 
 def _pod_identity(sandbox: api_pb2.PodSandbox, ips: list[str]) -> tm.Pod:
@@ -352,24 +378,13 @@ class CriCollector:
         stats: api_pb2.ContainerStats | None,
         deadline: float,
     ) -> None:
-        out.id = container.id
-        out.name = container.metadata.name
-        out.attempt = container.metadata.attempt
-        out.image = container.image.image
-        out.image_ref = container.image_ref
-        out.state = CONTAINER_STATES.get(container.state, tm.CONTAINER_STATE_UNKNOWN)
-        out.created_at_unix_nanos = container.created_at
-        out.labels.update(container.labels)
         detail = self._container_detail(container, deadline)
-        if detail is not None:
-            status = detail.status
-            out.started_at_unix_nanos = status.started_at
-            out.finished_at_unix_nanos = status.finished_at
-            out.exit_code = status.exit_code
-            out.reason = status.reason
-            if status.image.image and not out.image:
-                out.image = status.image.image
-            _fill_limits(out, status)
+        if detail is None:
+            out.CopyFrom(_container_identity(container, None))
+        else:
+            if detail.identity is None:
+                detail.identity = _container_identity(container, detail.status)
+            out.CopyFrom(detail.identity)
         if stats is None:
             return
         self._cpu(out, container.id, stats.cpu)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MICROSECONDS = 1e-6
+# Read for every container every cycle, so one compiled pattern does the whole file.
+LINE = re.compile(
+    r"^(some|full) avg10=([0-9.]+) avg60=([0-9.]+) avg300=([0-9.]+) total=([0-9]+)[ \t]*$",
+    re.MULTILINE,
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PressureLine:
     avg10: float
     avg60: float
@@ -15,7 +21,7 @@ class PressureLine:
     total_seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PressureStats:
     some: PressureLine | None
     full: PressureLine | None
@@ -24,27 +30,12 @@ class PressureStats:
 def parse_pressure(text: str) -> PressureStats:
     """Parse a PSI file: `some avg10=.. avg60=.. avg300=.. total=<µs>` and optionally `full ...`."""
     lines: dict[str, PressureLine] = {}
-    for raw in text.splitlines():
-        if not raw.strip():
-            continue
-        kind, _, rest = raw.partition(" ")
-        if kind not in ("some", "full"):
-            raise ValueError(f"unexpected PSI line kind {kind!r}")
-        # read every cycle for every container: the fixed kernel layout is parsed directly
-        fields = rest.split()
-        try:
-            names = [field.partition("=")[0] for field in fields]
-            if names != ["avg10", "avg60", "avg300", "total"]:
-                raise ValueError(f"unexpected PSI fields {names}")
-            values = [field.partition("=")[2] for field in fields]
-            lines[kind] = PressureLine(
-                avg10=float(values[0]),
-                avg60=float(values[1]),
-                avg300=float(values[2]),
-                total_seconds=int(values[3]) * MICROSECONDS,
-            )
-        except ValueError as exc:
-            raise ValueError(f"malformed PSI line {raw!r}") from exc
-    if not lines:
-        raise ValueError("empty PSI file")
+    for kind, avg10, avg60, avg300, total in LINE.findall(text):
+        lines[kind] = PressureLine(
+            float(avg10), float(avg60), float(avg300), int(total) * MICROSECONDS
+        )
+    expected = sum(1 for raw in text.splitlines() if raw.strip())
+    if not lines or len(lines) != expected:
+        bad = next((raw for raw in text.splitlines() if raw.strip() and not LINE.match(raw)), "")
+        raise ValueError(f"malformed PSI file (line {bad!r})" if bad else "empty PSI file")
     return PressureStats(some=lines.get("some"), full=lines.get("full"))

@@ -22,7 +22,13 @@ class ReportLimits:
     max_interfaces: int = 256
 
 
+UTF8_MAX_BYTES_PER_CHAR = 4
+
+
 def _cut(text: str, max_bytes: int) -> tuple[str, bool]:
+    # every report passes through here: most values are provably short without encoding
+    if len(text) * UTF8_MAX_BYTES_PER_CHAR <= max_bytes:
+        return text, False
     raw = text.encode()
     if len(raw) <= max_bytes:
         return text, False
@@ -34,6 +40,9 @@ def _cut_labels(labels: MutableMapping[str, str], limits: ReportLimits, cuts: Co
         for key in sorted(labels)[limits.max_labels :]:
             del labels[key]
         cuts["labels"] += 1
+    longest = max(map(len, labels.values()), default=0)
+    if longest * UTF8_MAX_BYTES_PER_CHAR <= limits.max_label_value_bytes:
+        return
     for key, value in list(labels.items()):
         short, was_cut = _cut(value, limits.max_label_value_bytes)
         if was_cut:
@@ -66,10 +75,15 @@ def enforce_limits(report: tm.Metrics, limits: ReportLimits) -> Counter[str]:
     if len(report.node.interfaces) > limits.max_interfaces:
         del report.node.interfaces[limits.max_interfaces :]
         cuts["interfaces"] += 1
+    short = limits.max_label_value_bytes // UTF8_MAX_BYTES_PER_CHAR  # surely within the cap
     for pod in report.pods:
-        pod.ClearField("annotations")
-        _cut_fields(pod, ("name", "namespace", "uid"), limits, cuts)
-        _cut_labels(pod.labels, limits, cuts)
+        if pod.annotations:
+            pod.ClearField("annotations")
+        if len(pod.name) > short or len(pod.namespace) > short or len(pod.uid) > short:
+            _cut_fields(pod, ("name", "namespace", "uid"), limits, cuts)
+        labels = pod.labels
+        if labels and (len(labels) > limits.max_labels or max(map(len, labels.values())) > short):
+            _cut_labels(labels, limits, cuts)
         if len(pod.network) > limits.max_interfaces:
             del pod.network[limits.max_interfaces :]
             cuts["interfaces"] += 1
@@ -77,6 +91,16 @@ def enforce_limits(report: tm.Metrics, limits: ReportLimits) -> Counter[str]:
             del pod.containers[limits.max_containers_per_pod :]
             cuts["containers"] += 1
         for container in pod.containers:
-            _cut_fields(container, ("name", "image", "image_ref", "id"), limits, cuts)
-            _cut_labels(container.labels, limits, cuts)
+            if (
+                len(container.name) > short
+                or len(container.image) > short
+                or len(container.image_ref) > short
+                or len(container.id) > short
+            ):
+                _cut_fields(container, ("name", "image", "image_ref", "id"), limits, cuts)
+            labels = container.labels
+            if labels and (
+                len(labels) > limits.max_labels or max(map(len, labels.values())) > short
+            ):
+                _cut_labels(labels, limits, cuts)
     return cuts
