@@ -47,7 +47,9 @@ def split_families(text: str) -> dict[str, tuple[str, str]]:
     """Cut encoder output into (header, samples) per family, keyed by family name."""
     families: dict[str, tuple[str, str]] = {}
     name, header, samples = "", [], []  # type: ignore[var-annotated]
-    for line in text.splitlines(keepends=True):
+    # only "\n" ends a line: label values may hold \x1e, \x85, \u2028... which
+    # str.splitlines() would also split on, but the format leaves unescaped
+    for line in (part + "\n" for part in text.split("\n")[:-1]):
         if line.startswith("# HELP "):
             if name:
                 families[name] = ("".join(header), "".join(samples))

@@ -83,10 +83,10 @@ def test_native_families_for_a_known_report() -> None:
 
 
 def test_label_values_are_escaped() -> None:
-    nasty = 'quote " backslash \\ newline \n ünïcødé'
+    nasty = 'quote " backslash \\ newline \n ünïcødé \x1e\x85\u2028 separators'
     r = report(pods=[pod(nasty, namespace="ns", containers=[container("app", "c1")])])
     text = scrape(store_with(r))
-    assert 'pod="quote \\" backslash \\\\ newline \\n ünïcødé"' in text
+    assert 'pod="quote \\" backslash \\\\ newline \\n ünïcødé \x1e\x85\u2028 separators"' in text
     parsed = samples(text)
     c = ckey(node="node-a", namespace="ns", pod=nasty, container="app")
     assert parsed[("kubensage_container_cpu_usage_seconds_total", c)] == 12.5
