@@ -19,7 +19,7 @@ from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
 from tests.support.containerd import Containerd
 from tests.support.cri_driver import CriDriver
-from tests.support.processes import Service, free_port, http_get, python_module
+from tests.support.processes import RelayProcess, Service, free_port, http_get, python_module
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
 RUN_SECONDS = float(os.environ.get("BENCH_AGENT_RUN_SECONDS", "300"))
@@ -109,24 +109,10 @@ def _grow_to(driver: CriDriver, containerd: Containerd, pods: list[object], coun
 
 
 def _long_run(endpoint: str, workdir: Path, results: Results, binary: Path | None) -> None:
-    grpc_port, metrics_port = free_port(), free_port()
-    relay = Service(
-        "bench-relay",
-        python_module(
-            "relay",
-            "serve",
-            "--listen-address",
-            f"127.0.0.1:{grpc_port}",
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-            "--no-kube-enrichment",
-            "--log-level",
-            "warning",
-        ),
-        workdir,
-    )
-    relay.start().wait_http(f"http://127.0.0.1:{metrics_port}/healthz")
-    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    relay = RelayProcess(
+        workdir, "bench-relay", "--no-kube-enrichment", "--log-level", "warning"
+    ).start()
+    grpc_port, metrics = relay.grpc, relay.metrics_url
     try:
         for label, command in _agent_commands(binary):
             agent = Service(

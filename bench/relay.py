@@ -13,7 +13,7 @@ from bench.table import Results
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.load import percentile, run_load
-from tests.support.processes import Service, free_port, http_get, python_module
+from tests.support.processes import RelayProcess, Service, free_port, http_get
 
 MIB = 1024 * 1024
 INGEST_AGENTS = int(os.environ.get("BENCH_INGEST_AGENTS", "40"))
@@ -26,46 +26,7 @@ CACHE_PODS = int(os.environ.get("BENCH_CACHE_PODS", "10000"))
 SCRAPES = 3
 
 
-class RelayProcess:
-    def __init__(self, workdir: Path, name: str, *extra: str) -> None:
-        self.grpc, self.http = free_port(), free_port()
-        self.service = Service(
-            name,
-            python_module(
-                "relay",
-                "serve",
-                "--listen-address",
-                f"127.0.0.1:{self.grpc}",
-                "--metrics-address",
-                f"127.0.0.1:{self.http}",
-                "--node-grace-period",
-                "3600",
-                "--log-level",
-                "warning",
-                *extra,
-            ),
-            workdir,
-        )
-
-    def __enter__(self) -> RelayProcess:
-        self.service.start().wait_http(f"http://127.0.0.1:{self.http}/healthz")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.service.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.service.process is not None
-        return self.service.process.pid
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.grpc}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.http}/metrics"
+GRACE = ("--node-grace-period", "3600", "--log-level", "warning")
 
 
 def _feed(address: str, nodes: int, containers: int) -> None:
@@ -86,7 +47,7 @@ def _timed_get(url: str) -> tuple[float, int]:
 
 
 def ingest(results: Results, workdir: Path) -> None:
-    with RelayProcess(workdir, "ingest-relay", "--no-kube-enrichment") as relay:
+    with RelayProcess(workdir, "ingest-relay", *GRACE, "--no-kube-enrichment") as relay:
         before = cpu_seconds(relay.pid)
         load = asyncio.run(run_load(relay.address, INGEST_AGENTS, INGEST_REPORTS, 110))
         used = cpu_seconds(relay.pid) - before
@@ -121,7 +82,9 @@ def ingest(results: Results, workdir: Path) -> None:
 def scrape(results: Results, workdir: Path) -> None:
     pushgateway_port = free_port()
     for nodes in SCRAPE_NODES:
-        with RelayProcess(workdir, f"scrape-relay-{nodes}", "--no-kube-enrichment") as relay:
+        with RelayProcess(
+            workdir, f"scrape-relay-{nodes}", *GRACE, "--no-kube-enrichment"
+        ) as relay:
             idle = rss_bytes(relay.pid)
             _feed(relay.address, nodes, CONTAINERS_PER_NODE)
             timings, size = [], 0
@@ -207,8 +170,8 @@ def kube_cache(results: Results, workdir: Path) -> None:
             api.put("/api/v1/nodes", fake_kube.node(f"node-{n}"))
         kubeconfig = api.write_kubeconfig(workdir / "bench-kubeconfig")
         with (
-            RelayProcess(workdir, "cache-off", "--no-kube-enrichment") as plain,
-            RelayProcess(workdir, "cache-on", "--kubeconfig", str(kubeconfig)) as enriched,
+            RelayProcess(workdir, "cache-off", *GRACE, "--no-kube-enrichment") as plain,
+            RelayProcess(workdir, "cache-on", *GRACE, "--kubeconfig", str(kubeconfig)) as enriched,
         ):
             started = time.perf_counter()
             url = enriched.metrics_url

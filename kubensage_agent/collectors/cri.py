@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import grpc
 
@@ -104,14 +104,7 @@ MemoryField = Literal[
     "page_faults",
     "major_page_faults",
 ]
-MEMORY_FIELDS: tuple[MemoryField, ...] = (
-    "working_set_bytes",
-    "usage_bytes",
-    "rss_bytes",
-    "available_bytes",
-    "page_faults",
-    "major_page_faults",
-)
+MEMORY_FIELDS: tuple[MemoryField, ...] = get_args(MemoryField)
 NetworkField = Literal["rx_bytes", "rx_errors", "tx_bytes", "tx_errors"]
 CRI_NETWORK_FIELDS: tuple[tuple[NetworkField, str], ...] = (
     ("rx_bytes", "receive_bytes"),

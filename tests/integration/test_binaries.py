@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.support.processes import Service, free_port, http_get
+from tests.support.processes import RelayProcess, Service, eventually, http_get
 
 REPO = Path(__file__).resolve().parent.parent.parent
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -86,19 +86,8 @@ def test_binary_agent_collects_this_machine(binaries: dict[str, Path], tmp_path:
 
 
 def test_binary_agent_reports_to_binary_relay(binaries: dict[str, Path], tmp_path: Path) -> None:
-    grpc_port, metrics_port = free_port(), free_port()
-    relay = Service(
-        "relay",
-        [
-            str(binaries["relay"]),
-            "serve",
-            "--listen-address",
-            f"127.0.0.1:{grpc_port}",
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-        ],
-        tmp_path,
-    )
+    relay = RelayProcess(tmp_path, "relay", command=[str(binaries["relay"])])
+    grpc_port = relay.grpc
     agent = Service(
         "agent",
         [
@@ -118,15 +107,19 @@ def test_binary_agent_reports_to_binary_relay(binaries: dict[str, Path], tmp_pat
         tmp_path,
     )
     try:
-        relay.start().wait_http(f"http://127.0.0.1:{metrics_port}/healthz")
+        relay.start()
         agent.start()
-        body = ""
-        for _ in range(120):
-            body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
-            if 'kubensage_node_load1{node="binary-node"}' in body:
-                break
-            subprocess.run(["sleep", "0.25"], check=True)
-        assert 'kubensage_node_load1{node="binary-node"}' in body
+        body = eventually(
+            lambda: next(
+                (
+                    b
+                    for b in [http_get(relay.metrics_url)[1]]
+                    if 'kubensage_node_load1{node="binary-node"}' in b
+                ),
+                "",
+            ),
+            timeout=30,
+        )
         assert re.search(rf'kubensage_node_info\{{[^}}]*agent_version="{re.escape(VERSION)}"', body)
         assert agent.stop() == 0
     finally:

@@ -6,30 +6,25 @@ import itertools
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import require
 from tests.support.containerd import Containerd
 from tests.support.cri_driver import CriDriver
-from tests.support.processes import Prometheus, Service, free_port, http_get, python_module
+from tests.support.processes import (
+    Prometheus,
+    RelayProcess,
+    Service,
+    eventually,
+    free_port,
+    http_get,
+    python_module,
+)
 
 INTERVAL = "1"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
-    """Poll until `check` returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout}s; last value {last!r}")
 
 
 class Stack:
@@ -59,20 +54,14 @@ class Stack:
         self.prometheus = Prometheus(workdir, [f"127.0.0.1:{self.metrics_port}"])
 
     def _relay(self) -> Service:
-        return Service(
-            "relay",
-            python_module(
-                "relay",
-                "serve",
-                "--listen-address",
-                f"127.0.0.1:{self.grpc_port}",
-                "--metrics-address",
-                f"127.0.0.1:{self.metrics_port}",
-                "--node-grace-period",
-                "5",
-            ),
+        return RelayProcess(
             self.workdir,
-        )
+            "relay",
+            "--node-grace-period",
+            "5",
+            grpc_port=self.grpc_port,
+            metrics_port=self.metrics_port,
+        ).service
 
     @property
     def metrics_url(self) -> str:

@@ -11,7 +11,7 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.load import LoadResult, stream_reports
-from tests.support.processes import Service, free_port, http_get, python_module
+from tests.support.processes import RelayProcess, free_port, http_get
 from tests.support.reports import container, pod, report
 
 
@@ -47,10 +47,12 @@ def send(address: str, sequence: int) -> None:
     assert result.acked == 1
 
 
-def test_relay_enriches_and_keeps_serving_through_an_api_outage(tmp_path: Path) -> None:
-    api_port = free_port()
-    api = FakeKubeApi(port=api_port).start()
-    api.put("/api/v1/nodes", fake_kube.node("node-a", zone="eu-west-1a"))
+def cluster(
+    port: int, zone: str, first_revision: int = 100, **pod_resources: dict[str, str]
+) -> FakeKubeApi:
+    """The API server's contents: node-a in `zone`, a Deployment's ReplicaSet and its pod."""
+    api = FakeKubeApi(port=port, first_revision=first_revision).start()
+    api.put("/api/v1/nodes", fake_kube.node("node-a", zone=zone))
     api.put(
         "/apis/apps/v1/replicasets",
         fake_kube.owned("checkout-7c9d", "shop", ("Deployment", "checkout")),
@@ -62,29 +64,27 @@ def test_relay_enriches_and_keeps_serving_through_an_api_outage(tmp_path: Path) 
             "shop",
             owner=("ReplicaSet", "checkout-7c9d"),
             uid="uid-checkout",
-            requests={"cpu": "500m", "memory": "256Mi"},
-            limits={"memory": "1Gi"},
+            **pod_resources,
         ),
+    )
+    return api
+
+
+def test_relay_enriches_and_keeps_serving_through_an_api_outage(tmp_path: Path) -> None:
+    api_port = free_port()
+    api = cluster(
+        api_port,
+        "eu-west-1a",
+        requests={"cpu": "500m", "memory": "256Mi"},
+        limits={"memory": "1Gi"},
     )
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", cluster="prod-eu")
-    grpc_port, metrics_port = free_port(), free_port()
-    relay = Service(
-        "relay",
-        python_module(
-            "relay",
-            "serve",
-            "--listen-address",
-            f"127.0.0.1:{grpc_port}",
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-            "--kubeconfig",
-            str(kubeconfig),
-        ),
-        tmp_path,
-    )
+    relay = RelayProcess(tmp_path, "relay", "--kubeconfig", str(kubeconfig))
+    grpc_port, metrics_port = relay.grpc, relay.http
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     try:
-        relay.start().wait_http(f"http://127.0.0.1:{metrics_port}/readyz")
+        relay.start()
+        relay.service.wait_http(f"http://127.0.0.1:{metrics_port}/readyz")
         send(f"127.0.0.1:{grpc_port}", 1)
         cpu = wait_for_line(
             url, "kubensage_container_cpu_usage_seconds_total", 'workload="checkout"'
@@ -115,23 +115,9 @@ def test_relay_enriches_and_keeps_serving_through_an_api_outage(tmp_path: Path) 
             or ""
         )
 
-        api = FakeKubeApi(port=api_port, first_revision=50_000).start()
-        api.put("/api/v1/nodes", fake_kube.node("node-a", zone="eu-west-1b"))
-        api.put(
-            "/apis/apps/v1/replicasets",
-            fake_kube.owned("checkout-7c9d", "shop", ("Deployment", "checkout")),
-        )
-        api.put(
-            "/api/v1/pods",
-            fake_kube.pod(
-                "checkout-7c9d-x1",
-                "shop",
-                owner=("ReplicaSet", "checkout-7c9d"),
-                uid="uid-checkout",
-            ),
-        )
+        api = cluster(api_port, "eu-west-1b", first_revision=50_000)
         wait_for_line(url, "kubensage_node_info", 'zone="eu-west-1b"', timeout=90)
     finally:
         relay.stop()
         api.stop()
-    assert re.search(r"Kubernetes enrichment on", relay.log())
+    assert re.search(r"Kubernetes enrichment on", relay.service.log())

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Service, free_port, http_get, python_module
+from tests.support.processes import (
+    RelayProcess,
+    Service,
+    eventually,
+    free_port,
+    http_get,
+    python_module,
+)
 
 OUTAGE_SECONDS = 30
 
@@ -23,37 +30,18 @@ def scrape_value(metrics_url: str, name: str, labels: str = "") -> float | None:
     return float(match.group(1)) if match else None
 
 
-def wait_until(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not reached within {timeout}s")
+class Relay(RelayProcess):
+    """Both relays of a test listen on the same ports, as one relay restarted would."""
 
-
-class Relay:
     def __init__(self, workdir: Path, grpc_port: int, metrics_port: int, name: str) -> None:
-        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        self.service = Service(
-            name,
-            python_module(
-                "relay",
-                "serve",
-                "--listen-address",
-                f"127.0.0.1:{grpc_port}",
-                "--metrics-address",
-                f"127.0.0.1:{metrics_port}",
-                "--node-grace-period",
-                "120",
-            ),
+        super().__init__(
             workdir,
+            name,
+            "--node-grace-period",
+            "120",
+            grpc_port=grpc_port,
+            metrics_port=metrics_port,
         )
-
-    def start(self) -> Relay:
-        self.service.start().wait_http(self.metrics_url.replace("/metrics", "/healthz"))
-        return self
 
     def value(self, name: str, labels: str = "") -> float:
         return scrape_value(self.metrics_url, name, labels) or 0.0
@@ -105,11 +93,11 @@ def test_relay_down_for_thirty_seconds_every_report_accepted_once(
     the_agent = agent(tmp_path, grpc_port, tmp_path / "state").start()
     second = None
     try:
-        wait_until(lambda: first.value("kubensage_relay_node_last_sequence", NODE) >= 3)
+        eventually(lambda: first.value("kubensage_relay_node_last_sequence", NODE) >= 3)
         accepted_by_first = first.accepted_at_stop()
         time.sleep(OUTAGE_SECONDS)
         second = Relay(tmp_path, grpc_port, metrics_port, "relay-b").start()
-        wait_until(lambda: second.value("kubensage_relay_reports_received_total") >= 5)
+        eventually(lambda: second.value("kubensage_relay_reports_received_total") >= 5)
         assert the_agent.stop() == 0  # SIGTERM: flushes the rest
         last = int(second.value("kubensage_relay_node_last_sequence", NODE))
         accepted_by_second = int(second.value("kubensage_relay_reports_received_total"))
@@ -140,18 +128,18 @@ def test_agent_killed_while_relay_down_delivers_its_spool_after_restart(
     restarted = agent(tmp_path, grpc_port, state, "agent-2")
     second = None
     try:
-        wait_until(lambda: first.value("kubensage_relay_node_last_sequence", NODE) >= 2)
+        eventually(lambda: first.value("kubensage_relay_node_last_sequence", NODE) >= 2)
         first.accepted_at_stop()
         spool = state / "spool"
-        wait_until(lambda: len(list(spool.glob("*.report"))) >= 5, timeout=30)
+        eventually(lambda: len(list(spool.glob("*.report"))) >= 5, timeout=30)
         killed.stop(signal.SIGKILL)
         spooled = sorted(int(p.name.split(".")[0]) for p in spool.glob("*.report"))
         reserved = int((state / "sequence").read_text())
         agent_id = (state / "agent-id").read_text().strip()
         second = Relay(tmp_path, grpc_port, metrics_port, "relay-b").start()
         restarted.start()
-        wait_until(lambda: second.value("kubensage_relay_node_last_sequence", NODE) > reserved)
-        wait_until(lambda: not list(spool.glob("*.report")), timeout=30)
+        eventually(lambda: second.value("kubensage_relay_node_last_sequence", NODE) > reserved)
+        eventually(lambda: not list(spool.glob("*.report")), timeout=30)
         assert restarted.stop() == 0
         last = int(second.value("kubensage_relay_node_last_sequence", NODE))
         accepted = int(second.value("kubensage_relay_reports_received_total"))

@@ -7,31 +7,17 @@ import re
 from pathlib import Path
 
 from tests.support.load import percentile, run_load
-from tests.support.processes import Service, free_port, http_get, python_module
+from tests.support.processes import RelayProcess, http_get
 
 AGENTS, REPORTS, CONTAINERS = 200, 3, 110
 
 
 def test_two_hundred_agents_against_one_relay(tmp_path: Path) -> None:
-    grpc_port, metrics_port = free_port(), free_port()
-    relay = Service(
-        "relay",
-        python_module(
-            "relay",
-            "serve",
-            "--listen-address",
-            f"127.0.0.1:{grpc_port}",
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-            "--log-level",
-            "warning",
-        ),
-        tmp_path,
-    ).start()
+    relay = RelayProcess(tmp_path, "relay", "--log-level", "warning")
     try:
-        relay.wait_http(f"http://127.0.0.1:{metrics_port}/healthz")
-        result = asyncio.run(run_load(f"127.0.0.1:{grpc_port}", AGENTS, REPORTS, CONTAINERS))
-        body = http_get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=60)[1]
+        relay.start()
+        result = asyncio.run(run_load(relay.address, AGENTS, REPORTS, CONTAINERS))
+        body = http_get(relay.metrics_url, timeout=60)[1]
     finally:
         relay.stop()
     received = float(

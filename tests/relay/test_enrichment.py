@@ -4,8 +4,7 @@ driven through the real `kubernetes` client."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -29,21 +28,11 @@ from relay.expose.textcache import NodeTextCache
 from relay.state.store import NodeStore
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
-from tests.support.processes import free_port
+from tests.support.processes import eventually, free_port
 from tests.support.reports import container, pod, report
 
 PODS, NODES = "/api/v1/pods", "/api/v1/nodes"
 RS, JOBS = "/apis/apps/v1/replicasets", "/apis/batch/v1/jobs"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def api_for(fake: FakeKubeApi) -> client.ApiClient:
@@ -180,17 +169,8 @@ def fake() -> Iterator[FakeKubeApi]:
     server.stop()
 
 
-def informer_for(fake: FakeKubeApi, **kwargs: Any) -> Informer[PodInfo]:
-    core = client.CoreV1Api(api_for(fake))
-    return Informer(
-        "pods",
-        core.list_pod_for_all_namespaces,
-        lambda o: project_pod(o, lambda k: True),
-        uid_key,
-        backoff=Backoff(initial=0.05, maximum=0.3),
-        watch_seconds=5,
-        **kwargs,
-    )
+def informer_for(fake: FakeKubeApi) -> Informer[PodInfo]:
+    return informer_for_url(fake.url)
 
 
 def test_informer_lists_in_pages_then_follows_the_watch(fake: FakeKubeApi) -> None:

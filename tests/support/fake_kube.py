@@ -246,6 +246,19 @@ class FakeKubeApi:
             return
 
 
+def controller_reference(owner: tuple[str, str]) -> list[dict[str, Any]]:
+    kind, name = owner
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "name": name,
+            "uid": f"uid-{name}",
+            "controller": True,
+        }
+    ]
+
+
 def pod(
     name: str,
     namespace: str = "default",
@@ -267,15 +280,7 @@ def pod(
         "uid": uid or f"uid-{namespace}-{name}",
     }
     if owner:
-        meta["ownerReferences"] = [
-            {
-                "apiVersion": "apps/v1",
-                "kind": owner[0],
-                "name": owner[1],
-                "uid": f"uid-{owner[1]}",
-                "controller": True,
-            }
-        ]
+        meta["ownerReferences"] = controller_reference(owner)
     spec: dict[str, Any] = {
         "nodeName": node,
         "hostNetwork": host_network,
@@ -295,15 +300,7 @@ def pod(
 def owned(name: str, namespace: str, owner: tuple[str, str] | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if owner:
-        meta["ownerReferences"] = [
-            {
-                "apiVersion": "apps/v1",
-                "kind": owner[0],
-                "name": owner[1],
-                "uid": f"uid-{owner[1]}",
-                "controller": True,
-            }
-        ]
+        meta["ownerReferences"] = controller_reference(owner)
     return {"metadata": meta, "spec": {}}
 
 

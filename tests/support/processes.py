@@ -11,8 +11,21 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.25) -> Any:
+    """Poll until `check` returns something truthy and return it; bounded in time."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout}s; last value {last!r}")
 
 
 def free_port() -> int:
@@ -118,3 +131,59 @@ class Prometheus(Service):
         status, body = http_get(f"{self.url}/api/v1/query_range?{params}")
         assert status == 200, body
         return list(json.loads(body)["data"]["result"])
+
+
+class RelayProcess:
+    """A kubensage-relay process on free loopback ports (the Python module unless
+    `command` names another executable, e.g. a built binary)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        *extra: str,
+        command: list[str] | None = None,
+        grpc_port: int | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
+        self.grpc = grpc_port or free_port()
+        self.http = metrics_port or free_port()
+        self.service = Service(
+            name,
+            [
+                *(command or python_module("relay")),
+                "serve",
+                "--listen-address",
+                f"127.0.0.1:{self.grpc}",
+                "--metrics-address",
+                f"127.0.0.1:{self.http}",
+                *extra,
+            ],
+            workdir,
+        )
+
+    def start(self) -> RelayProcess:
+        self.service.start().wait_http(f"http://127.0.0.1:{self.http}/healthz")
+        return self
+
+    def stop(self) -> int:
+        return self.service.stop()
+
+    def __enter__(self) -> RelayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.service.process is not None
+        return self.service.process.pid
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.http}/metrics"
