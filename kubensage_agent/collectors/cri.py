@@ -184,6 +184,7 @@ class CriCollector:
         self._pod_stats_implemented = True
         self._cgroup2_mount: str | None = None
         self._cgroup2_checked = False
+        self._node_netns: frozenset[int] | None = None
 
     def _call(self, method: str, request: object, deadline: float) -> Any:
         """One CRI call; on failure count it, log the cause once, and return None."""
@@ -320,23 +321,30 @@ class CriCollector:
                     setattr(out, target, getattr(usage, source).value)
         pod.network_source = "cri"
 
+    def _node_namespaces(self) -> frozenset[int]:
+        """Network namespaces whose interfaces the node figures report: the host init's,
+        and the agent's own (node network is read through /proc/self). Fixed for the
+        agent's lifetime, so looked up once."""
+        if self._node_netns is None:
+            found = set()
+            for reference in ("1", "self"):
+                try:
+                    found.add(os.stat(self.paths.proc(reference, "ns", "net")).st_ino)
+                except OSError:
+                    continue
+            self._node_netns = frozenset(found)
+        return self._node_netns
+
     def _in_host_netns(self, pid: int | None) -> bool:
-        """Whether `pid` shares the network namespace whose interfaces the node figures
-        report: the host init's, or the agent's own (node network is read through
-        /proc/self). Such a pod's traffic is the node's and is counted there once."""
+        """Whether `pid` shares a node network namespace: such a pod's traffic is the
+        node's and is counted there once."""
         if pid is None:
             return False
         try:
             sandbox = os.stat(self.paths.proc(str(pid), "ns", "net")).st_ino
         except OSError:
             return False
-        node_namespaces = set()
-        for reference in (self.paths.proc("1", "ns", "net"), self.paths.proc("self", "ns", "net")):
-            try:
-                node_namespaces.add(os.stat(reference).st_ino)
-            except OSError:
-                continue
-        return sandbox in node_namespaces
+        return sandbox in self._node_namespaces()
 
     def _pod_network_from_procfs(self, pod: tm.Pod, pid: int) -> None:
         with self.errors.guard("pod_netdev"):

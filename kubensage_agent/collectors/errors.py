@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psutil
@@ -29,7 +29,3 @@ class CollectorErrors:
             self.once.problem(f"collector:{name}", f"collector {name} failed: {exc}")
         else:
             self.once.clear(f"collector:{name}")
-
-    def run(self, name: str, func: Callable[[], None]) -> None:
-        with self.guard(name):
-            func()

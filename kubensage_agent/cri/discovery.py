@@ -34,7 +34,6 @@ class Attempt:
 class Detected:
     endpoint: str
     version: api_pb2.VersionResponse
-    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass
@@ -113,7 +112,7 @@ def discover(paths: HostPaths, explicit: str | None, timeout: float) -> Detected
         attempts.append(Attempt(endpoint, outcome))
         if version is None:
             raise DiscoveryError(attempts)
-        return Detected(endpoint, version, tuple(attempts))
+        return Detected(endpoint, version)
     seen: set[Path] = set()
     for _name, candidate in CANDIDATES:
         try:
@@ -129,5 +128,5 @@ def discover(paths: HostPaths, explicit: str | None, timeout: float) -> Detected
         label = f"unix://{shown}" + (f" (-> {resolved})" if shown != resolved else "")
         attempts.append(Attempt(label, outcome))
         if version is not None:
-            return Detected(f"unix://{resolved}", version, tuple(attempts))
+            return Detected(f"unix://{resolved}", version)
     raise DiscoveryError(attempts)

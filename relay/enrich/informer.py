@@ -36,7 +36,6 @@ class ResourceGoneError(Exception):
 @dataclass
 class InformerStats:
     lists: int = 0
-    watches: int = 0
     gone: int = 0
     errors: int = 0  # failed lists and broken watches
 
@@ -163,7 +162,6 @@ class Informer(Generic[T]):
 
     def _watch(self, version: str) -> str:
         """Apply events until the server ends the watch; return the newest version seen."""
-        self.stats.watches += 1
         for event in self._events(version):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":

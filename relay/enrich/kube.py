@@ -44,8 +44,6 @@ class Enrichment(Protocol):
 
     def ready(self) -> bool: ...
 
-    def label_allowed(self, key: str) -> bool: ...
-
 
 @dataclass
 class NoEnrichment:
@@ -64,9 +62,6 @@ class NoEnrichment:
 
     def ready(self) -> bool:
         return True
-
-    def label_allowed(self, key: str) -> bool:
-        return False
 
 
 def label_filter(allowlist: str) -> Callable[[str], bool]:
@@ -109,11 +104,10 @@ class KubeEnrichment:
         resync_seconds: float = 3600.0,
     ) -> None:
         core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
-        self.label_allowed = label_filter(pod_labels)
         self._cluster_name = cluster_name
         self.sync_timeout_seconds = sync_timeout_seconds
         self._started = time.monotonic()
-        keep = self.label_allowed
+        keep = label_filter(pod_labels)
         self.pods: Informer[PodInfo] = Informer(
             "pods",
             core.list_pod_for_all_namespaces,
