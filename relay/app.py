@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.addresses import join_host_port, split_host_port
+from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import server_credentials
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
-from relay.expose.http import HttpServer, make_app
+from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
 from relay.ingest.auth import TokenFile

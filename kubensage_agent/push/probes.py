@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from kubensage_common.httpserver import StartResponse, WsgiApp, plain
 
-class ProbeServer:
-    def __init__(
-        self, host: str, port: int, live: Callable[[], bool], ready: Callable[[], bool]
-    ) -> None:
-        checks = {"/livez": live, "/healthz": live, "/readyz": ready}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                check = checks.get(self.path)
-                if check is None:
-                    self.send_response(404)
-                    body = b"see /livez, /readyz\n"
-                else:
-                    ok = check()
-                    self.send_response(200 if ok else 503)
-                    body = b"ok\n" if ok else b"not ok\n"
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+def probe_app(live: Callable[[], bool], ready: Callable[[], bool]) -> WsgiApp:
+    checks = {"/livez": live, "/healthz": live, "/readyz": ready}
 
-            def log_message(self, format: str, *args: Any) -> None:
-                """Probes hit every few seconds; no access log."""
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        check = checks.get(environ.get("PATH_INFO", ""))
+        if check is None:
+            return plain(start_response, "404 Not Found", b"see /livez, /readyz\n")
+        if check():
+            return plain(start_response, "200 OK", b"ok\n")
+        return plain(start_response, "503 Service Unavailable", b"not ok\n")
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="probes", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_port)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    return app

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from loguru import logger
 
-from kubensage_agent.push.probes import ProbeServer
+from kubensage_agent.push.probes import probe_app
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
@@ -20,6 +20,7 @@ from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
+from kubensage_common.httpserver import HttpServer
 from kubensage_common.version import VERSION
 
 MIN_INTERVAL_SECONDS = 0.2
@@ -148,7 +149,7 @@ class AgentRunner:
         probes = None
         if self.config.health_address:
             host, port = split_host_port(self.config.health_address)
-            probes = ProbeServer(host, port, self.live, lambda: self.sender.acked_any)
+            probes = HttpServer(host, port, probe_app(self.live, lambda: self.sender.acked_any))
             probes.start()
             logger.info("probes on http://{}:{}/livez and /readyz", host, probes.port)
         logger.info("pushing to {} every {}s", self.config.relay_address, self.interval)

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kubensage_common.httpserver import HttpServer
 from relay.enrich.kube import NoEnrichment
-from relay.expose.http import HttpServer, make_app
+from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeStore

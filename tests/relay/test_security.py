@@ -19,9 +19,10 @@ from prometheus_client import CollectorRegistry, Counter
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import channel_credentials, server_credentials
 from relay.enrich.kube import NoEnrichment
-from relay.expose.http import HttpServer, make_app
+from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
 from relay.ingest.auth import TokenFile
