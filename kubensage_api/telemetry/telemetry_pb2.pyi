@@ -66,6 +66,27 @@ CONTAINER_STATE_EXITED: ContainerState.ValueType  # 3
 CONTAINER_STATE_UNKNOWN: ContainerState.ValueType  # 4
 Global___ContainerState: _TypeAlias = ContainerState  # noqa: Y015
 
+class _CheckState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CheckStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECK_STATE_UNSPECIFIED: _CheckState.ValueType  # 0
+    CHECK_STATE_OK: _CheckState.ValueType  # 1
+    CHECK_STATE_WARNING: _CheckState.ValueType  # 2
+    CHECK_STATE_CRITICAL: _CheckState.ValueType  # 3
+    CHECK_STATE_UNKNOWN: _CheckState.ValueType  # 4
+
+class CheckState(_CheckState, metaclass=_CheckStateEnumTypeWrapper): ...
+
+CHECK_STATE_UNSPECIFIED: CheckState.ValueType  # 0
+CHECK_STATE_OK: CheckState.ValueType  # 1
+CHECK_STATE_WARNING: CheckState.ValueType  # 2
+CHECK_STATE_CRITICAL: CheckState.ValueType  # 3
+CHECK_STATE_UNKNOWN: CheckState.ValueType  # 4
+Global___CheckState: _TypeAlias = CheckState  # noqa: Y015
+
 @_typing.final
 class AgentMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -178,20 +199,67 @@ class Settings(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    CHECKS_FIELD_NUMBER: _builtins.int
+    CHECKS_REPLACE_FIELD_NUMBER: _builtins.int
     interval_seconds: _builtins.float
     """Collection interval the agent should switch to; 0 means unchanged."""
+    checks_replace: _builtins.bool
+    """True when `checks` is the whole override list (so an empty list clears
+    earlier overrides); false leaves earlier overrides in force.
+    """
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOverride]:
+        """Overrides for the node's check scripts, by check name. Only what a manifest
+        already allows can be changed: never code or a command line. An agent keeps
+        a check's own settings for fields left unset here. Empty: no override.
+        """
+
     def __init__(
         self,
         *,
         interval_seconds: _builtins.float = ...,
+        checks: _abc.Iterable[Global___CheckOverride] | None = ...,
+        checks_replace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval_seconds", b"interval_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "checks_replace", b"checks_replace", "interval_seconds", b"interval_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Settings: _TypeAlias = Settings  # noqa: Y015
+
+@_typing.final
+class CheckOverride(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    enabled: _builtins.bool
+    interval_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        enabled: _builtins.bool | None = ...,
+        interval_seconds: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_interval_seconds", b"_interval_seconds", "enabled", b"enabled", "interval_seconds", b"interval_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_interval_seconds", b"_interval_seconds", "enabled", b"enabled", "interval_seconds", b"interval_seconds", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    _WhichOneofReturnType__interval_seconds: _TypeAlias = _typing.Literal["interval_seconds"]  # noqa: Y015
+    _WhichOneofArgType__interval_seconds: _TypeAlias = _typing.Literal["_interval_seconds", b"_interval_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval_seconds) -> _WhichOneofReturnType__interval_seconds | None: ...
+
+Global___CheckOverride: _TypeAlias = CheckOverride  # noqa: Y015
 
 @_typing.final
 class Metrics(_message.Message):
@@ -208,6 +276,7 @@ class Metrics(_message.Message):
     PODS_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
     IMAGE_FILESYSTEMS_FIELD_NUMBER: _builtins.int
+    CHECKS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     sequence: _builtins.int
     collected_at_unix_nanos: _builtins.int
@@ -222,6 +291,10 @@ class Metrics(_message.Message):
     def health(self) -> Global___AgentHealth: ...
     @_builtins.property
     def image_filesystems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilesystemUsage]: ...
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckResult]:
+        """Results of the node's check scripts, newest run of each."""
+
     def __init__(
         self,
         *,
@@ -234,10 +307,11 @@ class Metrics(_message.Message):
         pods: _abc.Iterable[Global___Pod] | None = ...,
         health: Global___AgentHealth | None = ...,
         image_filesystems: _abc.Iterable[Global___FilesystemUsage] | None = ...,
+        checks: _abc.Iterable[Global___CheckResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "node", b"node", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "collected_at_unix_nanos", b"collected_at_unix_nanos", "health", b"health", "image_filesystems", b"image_filesystems", "node", b"node", "pods", b"pods", "runtime", b"runtime", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "agent_version", b"agent_version", "checks", b"checks", "collected_at_unix_nanos", b"collected_at_unix_nanos", "health", b"health", "image_filesystems", b"image_filesystems", "node", b"node", "pods", b"pods", "runtime", b"runtime", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,6 +369,26 @@ class Node(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class MeminfoEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     HOSTNAME_FIELD_NUMBER: _builtins.int
     KERNEL_RELEASE_FIELD_NUMBER: _builtins.int
@@ -313,6 +407,22 @@ class Node(_message.Message):
     PRESSURE_FIELD_NUMBER: _builtins.int
     INTERFACES_FIELD_NUMBER: _builtins.int
     ADDRESSES_FIELD_NUMBER: _builtins.int
+    FORKS_FIELD_NUMBER: _builtins.int
+    INTERRUPTS_FIELD_NUMBER: _builtins.int
+    PROCS_RUNNING_FIELD_NUMBER: _builtins.int
+    PROCS_BLOCKED_FIELD_NUMBER: _builtins.int
+    CPUS_FIELD_NUMBER: _builtins.int
+    FILESYSTEMS_FIELD_NUMBER: _builtins.int
+    DISKS_FIELD_NUMBER: _builtins.int
+    MEMINFO_FIELD_NUMBER: _builtins.int
+    VMSTAT_FIELD_NUMBER: _builtins.int
+    FILE_DESCRIPTORS_FIELD_NUMBER: _builtins.int
+    CONNTRACK_FIELD_NUMBER: _builtins.int
+    CLOCK_FIELD_NUMBER: _builtins.int
+    UNAME_SYSNAME_FIELD_NUMBER: _builtins.int
+    UNAME_DOMAINNAME_FIELD_NUMBER: _builtins.int
+    OS_ID_FIELD_NUMBER: _builtins.int
+    OS_VERSION_CODENAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     hostname: _builtins.str
     kernel_release: _builtins.str
@@ -325,6 +435,16 @@ class Node(_message.Message):
     uptime_seconds: _builtins.float
     cpu_count: _builtins.int
     context_switches: _builtins.int
+    forks: _builtins.int
+    """/proc/stat beyond the CPU totals."""
+    interrupts: _builtins.int
+    procs_running: _builtins.int
+    procs_blocked: _builtins.int
+    uname_sysname: _builtins.str
+    """/proc/sys/kernel/hostname's domain part and uname's fields not above."""
+    uname_domainname: _builtins.str
+    os_id: _builtins.str
+    os_version_codename: _builtins.str
     @_builtins.property
     def cpu_seconds_by_mode(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Cumulative seconds per mode as /proc/stat reports them (user, system, ...)."""
@@ -339,6 +459,33 @@ class Node(_message.Message):
     def interfaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkInterface]: ...
     @_builtins.property
     def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def cpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___CpuTimes]:
+        """Seconds per mode for each logical CPU (/proc/stat cpuN lines)."""
+
+    @_builtins.property
+    def filesystems(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filesystem]:
+        """Mounted filesystems that pass the agent's mount-point and type filters."""
+
+    @_builtins.property
+    def disks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Disk]:
+        """Block devices from /proc/diskstats that pass the device filter."""
+
+    @_builtins.property
+    def meminfo(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """/proc/meminfo, every field, in bytes (kB fields converted), keyed by the
+        kernel's field name ("MemTotal", "Active(anon)", "HugePages_Total", ...).
+        HugePages_* counts are pages, not bytes, as the kernel gives them.
+        """
+
+    @_builtins.property
+    def vmstat(self) -> Global___VmStat: ...
+    @_builtins.property
+    def file_descriptors(self) -> Global___FileDescriptors: ...
+    @_builtins.property
+    def conntrack(self) -> Global___Conntrack: ...
+    @_builtins.property
+    def clock(self) -> Global___Clock: ...
     def __init__(
         self,
         *,
@@ -360,16 +507,520 @@ class Node(_message.Message):
         pressure: _abc.Iterable[Global___Pressure] | None = ...,
         interfaces: _abc.Iterable[Global___NetworkInterface] | None = ...,
         addresses: _abc.Iterable[_builtins.str] | None = ...,
+        forks: _builtins.int | None = ...,
+        interrupts: _builtins.int | None = ...,
+        procs_running: _builtins.int | None = ...,
+        procs_blocked: _builtins.int | None = ...,
+        cpus: _abc.Iterable[Global___CpuTimes] | None = ...,
+        filesystems: _abc.Iterable[Global___Filesystem] | None = ...,
+        disks: _abc.Iterable[Global___Disk] | None = ...,
+        meminfo: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        vmstat: Global___VmStat | None = ...,
+        file_descriptors: Global___FileDescriptors | None = ...,
+        conntrack: Global___Conntrack | None = ...,
+        clock: Global___Clock | None = ...,
+        uname_sysname: _builtins.str = ...,
+        uname_domainname: _builtins.str = ...,
+        os_id: _builtins.str = ...,
+        os_version_codename: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "context_switches", b"context_switches", "load", b"load", "memory", b"memory"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "_forks", b"_forks", "_interrupts", b"_interrupts", "_procs_blocked", b"_procs_blocked", "_procs_running", b"_procs_running", "clock", b"clock", "conntrack", b"conntrack", "context_switches", b"context_switches", "file_descriptors", b"file_descriptors", "forks", b"forks", "interrupts", b"interrupts", "load", b"load", "memory", b"memory", "procs_blocked", b"procs_blocked", "procs_running", b"procs_running", "vmstat", b"vmstat"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "addresses", b"addresses", "architecture", b"architecture", "boot_time_unix_nanos", b"boot_time_unix_nanos", "context_switches", b"context_switches", "cpu_count", b"cpu_count", "cpu_seconds_by_mode", b"cpu_seconds_by_mode", "hostname", b"hostname", "interfaces", b"interfaces", "kernel_release", b"kernel_release", "kernel_version", b"kernel_version", "load", b"load", "memory", b"memory", "name", b"name", "os_image", b"os_image", "os_name", b"os_name", "os_version", b"os_version", "pressure", b"pressure", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "_forks", b"_forks", "_interrupts", b"_interrupts", "_procs_blocked", b"_procs_blocked", "_procs_running", b"_procs_running", "addresses", b"addresses", "architecture", b"architecture", "boot_time_unix_nanos", b"boot_time_unix_nanos", "clock", b"clock", "conntrack", b"conntrack", "context_switches", b"context_switches", "cpu_count", b"cpu_count", "cpu_seconds_by_mode", b"cpu_seconds_by_mode", "cpus", b"cpus", "disks", b"disks", "file_descriptors", b"file_descriptors", "filesystems", b"filesystems", "forks", b"forks", "hostname", b"hostname", "interfaces", b"interfaces", "interrupts", b"interrupts", "kernel_release", b"kernel_release", "kernel_version", b"kernel_version", "load", b"load", "meminfo", b"meminfo", "memory", b"memory", "name", b"name", "os_id", b"os_id", "os_image", b"os_image", "os_name", b"os_name", "os_version", b"os_version", "os_version_codename", b"os_version_codename", "pressure", b"pressure", "procs_blocked", b"procs_blocked", "procs_running", b"procs_running", "uname_domainname", b"uname_domainname", "uname_sysname", b"uname_sysname", "uptime_seconds", b"uptime_seconds", "vmstat", b"vmstat"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__context_switches: _TypeAlias = _typing.Literal["context_switches"]  # noqa: Y015
     _WhichOneofArgType__context_switches: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches"]  # noqa: Y015
+    _WhichOneofReturnType__forks: _TypeAlias = _typing.Literal["forks"]  # noqa: Y015
+    _WhichOneofArgType__forks: _TypeAlias = _typing.Literal["_forks", b"_forks"]  # noqa: Y015
+    _WhichOneofReturnType__interrupts: _TypeAlias = _typing.Literal["interrupts"]  # noqa: Y015
+    _WhichOneofArgType__interrupts: _TypeAlias = _typing.Literal["_interrupts", b"_interrupts"]  # noqa: Y015
+    _WhichOneofReturnType__procs_blocked: _TypeAlias = _typing.Literal["procs_blocked"]  # noqa: Y015
+    _WhichOneofArgType__procs_blocked: _TypeAlias = _typing.Literal["_procs_blocked", b"_procs_blocked"]  # noqa: Y015
+    _WhichOneofReturnType__procs_running: _TypeAlias = _typing.Literal["procs_running"]  # noqa: Y015
+    _WhichOneofArgType__procs_running: _TypeAlias = _typing.Literal["_procs_running", b"_procs_running"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__context_switches) -> _WhichOneofReturnType__context_switches | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__forks) -> _WhichOneofReturnType__forks | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interrupts) -> _WhichOneofReturnType__interrupts | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__procs_blocked) -> _WhichOneofReturnType__procs_blocked | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__procs_running) -> _WhichOneofReturnType__procs_running | None: ...
 
 Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class CpuTimes(_message.Message):
+    """One logical CPU's cumulative seconds per mode, as /proc/stat counts them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CPU_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    NICE_FIELD_NUMBER: _builtins.int
+    SYSTEM_FIELD_NUMBER: _builtins.int
+    IDLE_FIELD_NUMBER: _builtins.int
+    IOWAIT_FIELD_NUMBER: _builtins.int
+    IRQ_FIELD_NUMBER: _builtins.int
+    SOFTIRQ_FIELD_NUMBER: _builtins.int
+    STEAL_FIELD_NUMBER: _builtins.int
+    GUEST_FIELD_NUMBER: _builtins.int
+    GUEST_NICE_FIELD_NUMBER: _builtins.int
+    cpu: _builtins.str
+    user: _builtins.float
+    nice: _builtins.float
+    system: _builtins.float
+    idle: _builtins.float
+    iowait: _builtins.float
+    irq: _builtins.float
+    softirq: _builtins.float
+    steal: _builtins.float
+    guest: _builtins.float
+    guest_nice: _builtins.float
+    def __init__(
+        self,
+        *,
+        cpu: _builtins.str = ...,
+        user: _builtins.float = ...,
+        nice: _builtins.float = ...,
+        system: _builtins.float = ...,
+        idle: _builtins.float = ...,
+        iowait: _builtins.float = ...,
+        irq: _builtins.float = ...,
+        softirq: _builtins.float = ...,
+        steal: _builtins.float = ...,
+        guest: _builtins.float = ...,
+        guest_nice: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "guest", b"guest", "guest_nice", b"guest_nice", "idle", b"idle", "iowait", b"iowait", "irq", b"irq", "nice", b"nice", "softirq", b"softirq", "steal", b"steal", "system", b"system", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CpuTimes: _TypeAlias = CpuTimes  # noqa: Y015
+
+@_typing.final
+class Filesystem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    MOUNTPOINT_FIELD_NUMBER: _builtins.int
+    FSTYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    FREE_BYTES_FIELD_NUMBER: _builtins.int
+    AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    FILES_FREE_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    DEVICE_ERROR_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    mountpoint: _builtins.str
+    fstype: _builtins.str
+    size_bytes: _builtins.int
+    free_bytes: _builtins.int
+    available_bytes: _builtins.int
+    files: _builtins.int
+    files_free: _builtins.int
+    read_only: _builtins.bool
+    device_error: _builtins.bool
+    """statfs failed or did not answer within its deadline: sizes are unset."""
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        mountpoint: _builtins.str = ...,
+        fstype: _builtins.str = ...,
+        size_bytes: _builtins.int | None = ...,
+        free_bytes: _builtins.int | None = ...,
+        available_bytes: _builtins.int | None = ...,
+        files: _builtins.int | None = ...,
+        files_free: _builtins.int | None = ...,
+        read_only: _builtins.bool = ...,
+        device_error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_files", b"_files", "_files_free", b"_files_free", "_free_bytes", b"_free_bytes", "_size_bytes", b"_size_bytes", "available_bytes", b"available_bytes", "files", b"files", "files_free", b"files_free", "free_bytes", b"free_bytes", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_files", b"_files", "_files_free", b"_files_free", "_free_bytes", b"_free_bytes", "_size_bytes", b"_size_bytes", "available_bytes", b"available_bytes", "device", b"device", "device_error", b"device_error", "files", b"files", "files_free", b"files_free", "free_bytes", b"free_bytes", "fstype", b"fstype", "mountpoint", b"mountpoint", "read_only", b"read_only", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__available_bytes: _TypeAlias = _typing.Literal["available_bytes"]  # noqa: Y015
+    _WhichOneofArgType__available_bytes: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__files: _TypeAlias = _typing.Literal["files"]  # noqa: Y015
+    _WhichOneofArgType__files: _TypeAlias = _typing.Literal["_files", b"_files"]  # noqa: Y015
+    _WhichOneofReturnType__files_free: _TypeAlias = _typing.Literal["files_free"]  # noqa: Y015
+    _WhichOneofArgType__files_free: _TypeAlias = _typing.Literal["_files_free", b"_files_free"]  # noqa: Y015
+    _WhichOneofReturnType__free_bytes: _TypeAlias = _typing.Literal["free_bytes"]  # noqa: Y015
+    _WhichOneofArgType__free_bytes: _TypeAlias = _typing.Literal["_free_bytes", b"_free_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__size_bytes: _TypeAlias = _typing.Literal["size_bytes"]  # noqa: Y015
+    _WhichOneofArgType__size_bytes: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_bytes) -> _WhichOneofReturnType__available_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__files) -> _WhichOneofReturnType__files | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__files_free) -> _WhichOneofReturnType__files_free | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__free_bytes) -> _WhichOneofReturnType__free_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__size_bytes) -> _WhichOneofReturnType__size_bytes | None: ...
+
+Global___Filesystem: _TypeAlias = Filesystem  # noqa: Y015
+
+@_typing.final
+class Disk(_message.Message):
+    """Counters of one block device from /proc/diskstats (see the kernel's
+    Documentation/admin-guide/iostats.rst); times in seconds, sizes in bytes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    READS_COMPLETED_FIELD_NUMBER: _builtins.int
+    READS_MERGED_FIELD_NUMBER: _builtins.int
+    READ_BYTES_FIELD_NUMBER: _builtins.int
+    READ_TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    WRITES_COMPLETED_FIELD_NUMBER: _builtins.int
+    WRITES_MERGED_FIELD_NUMBER: _builtins.int
+    WRITTEN_BYTES_FIELD_NUMBER: _builtins.int
+    WRITE_TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    IO_NOW_FIELD_NUMBER: _builtins.int
+    IO_TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    IO_TIME_WEIGHTED_SECONDS_FIELD_NUMBER: _builtins.int
+    DISCARDS_COMPLETED_FIELD_NUMBER: _builtins.int
+    DISCARDS_MERGED_FIELD_NUMBER: _builtins.int
+    DISCARDED_SECTORS_FIELD_NUMBER: _builtins.int
+    DISCARD_TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    FLUSH_REQUESTS_FIELD_NUMBER: _builtins.int
+    FLUSH_TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    reads_completed: _builtins.int
+    reads_merged: _builtins.int
+    read_bytes: _builtins.int
+    read_time_seconds: _builtins.float
+    writes_completed: _builtins.int
+    writes_merged: _builtins.int
+    written_bytes: _builtins.int
+    write_time_seconds: _builtins.float
+    io_now: _builtins.int
+    io_time_seconds: _builtins.float
+    io_time_weighted_seconds: _builtins.float
+    discards_completed: _builtins.int
+    discards_merged: _builtins.int
+    discarded_sectors: _builtins.int
+    discard_time_seconds: _builtins.float
+    flush_requests: _builtins.int
+    flush_time_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        reads_completed: _builtins.int | None = ...,
+        reads_merged: _builtins.int | None = ...,
+        read_bytes: _builtins.int | None = ...,
+        read_time_seconds: _builtins.float | None = ...,
+        writes_completed: _builtins.int | None = ...,
+        writes_merged: _builtins.int | None = ...,
+        written_bytes: _builtins.int | None = ...,
+        write_time_seconds: _builtins.float | None = ...,
+        io_now: _builtins.int | None = ...,
+        io_time_seconds: _builtins.float | None = ...,
+        io_time_weighted_seconds: _builtins.float | None = ...,
+        discards_completed: _builtins.int | None = ...,
+        discards_merged: _builtins.int | None = ...,
+        discarded_sectors: _builtins.int | None = ...,
+        discard_time_seconds: _builtins.float | None = ...,
+        flush_requests: _builtins.int | None = ...,
+        flush_time_seconds: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_discard_time_seconds", b"_discard_time_seconds", "_discarded_sectors", b"_discarded_sectors", "_discards_completed", b"_discards_completed", "_discards_merged", b"_discards_merged", "_flush_requests", b"_flush_requests", "_flush_time_seconds", b"_flush_time_seconds", "_io_now", b"_io_now", "_io_time_seconds", b"_io_time_seconds", "_io_time_weighted_seconds", b"_io_time_weighted_seconds", "_read_bytes", b"_read_bytes", "_read_time_seconds", b"_read_time_seconds", "_reads_completed", b"_reads_completed", "_reads_merged", b"_reads_merged", "_write_time_seconds", b"_write_time_seconds", "_writes_completed", b"_writes_completed", "_writes_merged", b"_writes_merged", "_written_bytes", b"_written_bytes", "discard_time_seconds", b"discard_time_seconds", "discarded_sectors", b"discarded_sectors", "discards_completed", b"discards_completed", "discards_merged", b"discards_merged", "flush_requests", b"flush_requests", "flush_time_seconds", b"flush_time_seconds", "io_now", b"io_now", "io_time_seconds", b"io_time_seconds", "io_time_weighted_seconds", b"io_time_weighted_seconds", "read_bytes", b"read_bytes", "read_time_seconds", b"read_time_seconds", "reads_completed", b"reads_completed", "reads_merged", b"reads_merged", "write_time_seconds", b"write_time_seconds", "writes_completed", b"writes_completed", "writes_merged", b"writes_merged", "written_bytes", b"written_bytes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_discard_time_seconds", b"_discard_time_seconds", "_discarded_sectors", b"_discarded_sectors", "_discards_completed", b"_discards_completed", "_discards_merged", b"_discards_merged", "_flush_requests", b"_flush_requests", "_flush_time_seconds", b"_flush_time_seconds", "_io_now", b"_io_now", "_io_time_seconds", b"_io_time_seconds", "_io_time_weighted_seconds", b"_io_time_weighted_seconds", "_read_bytes", b"_read_bytes", "_read_time_seconds", b"_read_time_seconds", "_reads_completed", b"_reads_completed", "_reads_merged", b"_reads_merged", "_write_time_seconds", b"_write_time_seconds", "_writes_completed", b"_writes_completed", "_writes_merged", b"_writes_merged", "_written_bytes", b"_written_bytes", "device", b"device", "discard_time_seconds", b"discard_time_seconds", "discarded_sectors", b"discarded_sectors", "discards_completed", b"discards_completed", "discards_merged", b"discards_merged", "flush_requests", b"flush_requests", "flush_time_seconds", b"flush_time_seconds", "io_now", b"io_now", "io_time_seconds", b"io_time_seconds", "io_time_weighted_seconds", b"io_time_weighted_seconds", "read_bytes", b"read_bytes", "read_time_seconds", b"read_time_seconds", "reads_completed", b"reads_completed", "reads_merged", b"reads_merged", "write_time_seconds", b"write_time_seconds", "writes_completed", b"writes_completed", "writes_merged", b"writes_merged", "written_bytes", b"written_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__discard_time_seconds: _TypeAlias = _typing.Literal["discard_time_seconds"]  # noqa: Y015
+    _WhichOneofArgType__discard_time_seconds: _TypeAlias = _typing.Literal["_discard_time_seconds", b"_discard_time_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__discarded_sectors: _TypeAlias = _typing.Literal["discarded_sectors"]  # noqa: Y015
+    _WhichOneofArgType__discarded_sectors: _TypeAlias = _typing.Literal["_discarded_sectors", b"_discarded_sectors"]  # noqa: Y015
+    _WhichOneofReturnType__discards_completed: _TypeAlias = _typing.Literal["discards_completed"]  # noqa: Y015
+    _WhichOneofArgType__discards_completed: _TypeAlias = _typing.Literal["_discards_completed", b"_discards_completed"]  # noqa: Y015
+    _WhichOneofReturnType__discards_merged: _TypeAlias = _typing.Literal["discards_merged"]  # noqa: Y015
+    _WhichOneofArgType__discards_merged: _TypeAlias = _typing.Literal["_discards_merged", b"_discards_merged"]  # noqa: Y015
+    _WhichOneofReturnType__flush_requests: _TypeAlias = _typing.Literal["flush_requests"]  # noqa: Y015
+    _WhichOneofArgType__flush_requests: _TypeAlias = _typing.Literal["_flush_requests", b"_flush_requests"]  # noqa: Y015
+    _WhichOneofReturnType__flush_time_seconds: _TypeAlias = _typing.Literal["flush_time_seconds"]  # noqa: Y015
+    _WhichOneofArgType__flush_time_seconds: _TypeAlias = _typing.Literal["_flush_time_seconds", b"_flush_time_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__io_now: _TypeAlias = _typing.Literal["io_now"]  # noqa: Y015
+    _WhichOneofArgType__io_now: _TypeAlias = _typing.Literal["_io_now", b"_io_now"]  # noqa: Y015
+    _WhichOneofReturnType__io_time_seconds: _TypeAlias = _typing.Literal["io_time_seconds"]  # noqa: Y015
+    _WhichOneofArgType__io_time_seconds: _TypeAlias = _typing.Literal["_io_time_seconds", b"_io_time_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__io_time_weighted_seconds: _TypeAlias = _typing.Literal["io_time_weighted_seconds"]  # noqa: Y015
+    _WhichOneofArgType__io_time_weighted_seconds: _TypeAlias = _typing.Literal["_io_time_weighted_seconds", b"_io_time_weighted_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__read_bytes: _TypeAlias = _typing.Literal["read_bytes"]  # noqa: Y015
+    _WhichOneofArgType__read_bytes: _TypeAlias = _typing.Literal["_read_bytes", b"_read_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__read_time_seconds: _TypeAlias = _typing.Literal["read_time_seconds"]  # noqa: Y015
+    _WhichOneofArgType__read_time_seconds: _TypeAlias = _typing.Literal["_read_time_seconds", b"_read_time_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__reads_completed: _TypeAlias = _typing.Literal["reads_completed"]  # noqa: Y015
+    _WhichOneofArgType__reads_completed: _TypeAlias = _typing.Literal["_reads_completed", b"_reads_completed"]  # noqa: Y015
+    _WhichOneofReturnType__reads_merged: _TypeAlias = _typing.Literal["reads_merged"]  # noqa: Y015
+    _WhichOneofArgType__reads_merged: _TypeAlias = _typing.Literal["_reads_merged", b"_reads_merged"]  # noqa: Y015
+    _WhichOneofReturnType__write_time_seconds: _TypeAlias = _typing.Literal["write_time_seconds"]  # noqa: Y015
+    _WhichOneofArgType__write_time_seconds: _TypeAlias = _typing.Literal["_write_time_seconds", b"_write_time_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__writes_completed: _TypeAlias = _typing.Literal["writes_completed"]  # noqa: Y015
+    _WhichOneofArgType__writes_completed: _TypeAlias = _typing.Literal["_writes_completed", b"_writes_completed"]  # noqa: Y015
+    _WhichOneofReturnType__writes_merged: _TypeAlias = _typing.Literal["writes_merged"]  # noqa: Y015
+    _WhichOneofArgType__writes_merged: _TypeAlias = _typing.Literal["_writes_merged", b"_writes_merged"]  # noqa: Y015
+    _WhichOneofReturnType__written_bytes: _TypeAlias = _typing.Literal["written_bytes"]  # noqa: Y015
+    _WhichOneofArgType__written_bytes: _TypeAlias = _typing.Literal["_written_bytes", b"_written_bytes"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__discard_time_seconds) -> _WhichOneofReturnType__discard_time_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__discarded_sectors) -> _WhichOneofReturnType__discarded_sectors | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__discards_completed) -> _WhichOneofReturnType__discards_completed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__discards_merged) -> _WhichOneofReturnType__discards_merged | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__flush_requests) -> _WhichOneofReturnType__flush_requests | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__flush_time_seconds) -> _WhichOneofReturnType__flush_time_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__io_now) -> _WhichOneofReturnType__io_now | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__io_time_seconds) -> _WhichOneofReturnType__io_time_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__io_time_weighted_seconds) -> _WhichOneofReturnType__io_time_weighted_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__read_bytes) -> _WhichOneofReturnType__read_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__read_time_seconds) -> _WhichOneofReturnType__read_time_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reads_completed) -> _WhichOneofReturnType__reads_completed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reads_merged) -> _WhichOneofReturnType__reads_merged | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__write_time_seconds) -> _WhichOneofReturnType__write_time_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__writes_completed) -> _WhichOneofReturnType__writes_completed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__writes_merged) -> _WhichOneofReturnType__writes_merged | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__written_bytes) -> _WhichOneofReturnType__written_bytes | None: ...
+
+Global___Disk: _TypeAlias = Disk  # noqa: Y015
+
+@_typing.final
+class VmStat(_message.Message):
+    """/proc/vmstat fields node_exporter exposes by default."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PGFAULT_FIELD_NUMBER: _builtins.int
+    PGMAJFAULT_FIELD_NUMBER: _builtins.int
+    PGPGIN_FIELD_NUMBER: _builtins.int
+    PGPGOUT_FIELD_NUMBER: _builtins.int
+    PSWPIN_FIELD_NUMBER: _builtins.int
+    PSWPOUT_FIELD_NUMBER: _builtins.int
+    OOM_KILL_FIELD_NUMBER: _builtins.int
+    pgfault: _builtins.int
+    pgmajfault: _builtins.int
+    pgpgin: _builtins.int
+    pgpgout: _builtins.int
+    pswpin: _builtins.int
+    pswpout: _builtins.int
+    oom_kill: _builtins.int
+    def __init__(
+        self,
+        *,
+        pgfault: _builtins.int | None = ...,
+        pgmajfault: _builtins.int | None = ...,
+        pgpgin: _builtins.int | None = ...,
+        pgpgout: _builtins.int | None = ...,
+        pswpin: _builtins.int | None = ...,
+        pswpout: _builtins.int | None = ...,
+        oom_kill: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_oom_kill", b"_oom_kill", "_pgfault", b"_pgfault", "_pgmajfault", b"_pgmajfault", "_pgpgin", b"_pgpgin", "_pgpgout", b"_pgpgout", "_pswpin", b"_pswpin", "_pswpout", b"_pswpout", "oom_kill", b"oom_kill", "pgfault", b"pgfault", "pgmajfault", b"pgmajfault", "pgpgin", b"pgpgin", "pgpgout", b"pgpgout", "pswpin", b"pswpin", "pswpout", b"pswpout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_oom_kill", b"_oom_kill", "_pgfault", b"_pgfault", "_pgmajfault", b"_pgmajfault", "_pgpgin", b"_pgpgin", "_pgpgout", b"_pgpgout", "_pswpin", b"_pswpin", "_pswpout", b"_pswpout", "oom_kill", b"oom_kill", "pgfault", b"pgfault", "pgmajfault", b"pgmajfault", "pgpgin", b"pgpgin", "pgpgout", b"pgpgout", "pswpin", b"pswpin", "pswpout", b"pswpout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__oom_kill: _TypeAlias = _typing.Literal["oom_kill"]  # noqa: Y015
+    _WhichOneofArgType__oom_kill: _TypeAlias = _typing.Literal["_oom_kill", b"_oom_kill"]  # noqa: Y015
+    _WhichOneofReturnType__pgfault: _TypeAlias = _typing.Literal["pgfault"]  # noqa: Y015
+    _WhichOneofArgType__pgfault: _TypeAlias = _typing.Literal["_pgfault", b"_pgfault"]  # noqa: Y015
+    _WhichOneofReturnType__pgmajfault: _TypeAlias = _typing.Literal["pgmajfault"]  # noqa: Y015
+    _WhichOneofArgType__pgmajfault: _TypeAlias = _typing.Literal["_pgmajfault", b"_pgmajfault"]  # noqa: Y015
+    _WhichOneofReturnType__pgpgin: _TypeAlias = _typing.Literal["pgpgin"]  # noqa: Y015
+    _WhichOneofArgType__pgpgin: _TypeAlias = _typing.Literal["_pgpgin", b"_pgpgin"]  # noqa: Y015
+    _WhichOneofReturnType__pgpgout: _TypeAlias = _typing.Literal["pgpgout"]  # noqa: Y015
+    _WhichOneofArgType__pgpgout: _TypeAlias = _typing.Literal["_pgpgout", b"_pgpgout"]  # noqa: Y015
+    _WhichOneofReturnType__pswpin: _TypeAlias = _typing.Literal["pswpin"]  # noqa: Y015
+    _WhichOneofArgType__pswpin: _TypeAlias = _typing.Literal["_pswpin", b"_pswpin"]  # noqa: Y015
+    _WhichOneofReturnType__pswpout: _TypeAlias = _typing.Literal["pswpout"]  # noqa: Y015
+    _WhichOneofArgType__pswpout: _TypeAlias = _typing.Literal["_pswpout", b"_pswpout"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__oom_kill) -> _WhichOneofReturnType__oom_kill | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pgfault) -> _WhichOneofReturnType__pgfault | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pgmajfault) -> _WhichOneofReturnType__pgmajfault | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pgpgin) -> _WhichOneofReturnType__pgpgin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pgpgout) -> _WhichOneofReturnType__pgpgout | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pswpin) -> _WhichOneofReturnType__pswpin | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pswpout) -> _WhichOneofReturnType__pswpout | None: ...
+
+Global___VmStat: _TypeAlias = VmStat  # noqa: Y015
+
+@_typing.final
+class FileDescriptors(_message.Message):
+    """/proc/sys/fs/file-nr."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOCATED_FIELD_NUMBER: _builtins.int
+    MAXIMUM_FIELD_NUMBER: _builtins.int
+    allocated: _builtins.int
+    maximum: _builtins.int
+    def __init__(
+        self,
+        *,
+        allocated: _builtins.int | None = ...,
+        maximum: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allocated", b"_allocated", "_maximum", b"_maximum", "allocated", b"allocated", "maximum", b"maximum"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allocated", b"_allocated", "_maximum", b"_maximum", "allocated", b"allocated", "maximum", b"maximum"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allocated: _TypeAlias = _typing.Literal["allocated"]  # noqa: Y015
+    _WhichOneofArgType__allocated: _TypeAlias = _typing.Literal["_allocated", b"_allocated"]  # noqa: Y015
+    _WhichOneofReturnType__maximum: _TypeAlias = _typing.Literal["maximum"]  # noqa: Y015
+    _WhichOneofArgType__maximum: _TypeAlias = _typing.Literal["_maximum", b"_maximum"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allocated) -> _WhichOneofReturnType__allocated | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__maximum) -> _WhichOneofReturnType__maximum | None: ...
+
+Global___FileDescriptors: _TypeAlias = FileDescriptors  # noqa: Y015
+
+@_typing.final
+class Conntrack(_message.Message):
+    """/proc/sys/net/netfilter/nf_conntrack_{count,max}; unset without conntrack."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    entries: _builtins.int
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        entries: _builtins.int | None = ...,
+        limit: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_entries", b"_entries", "_limit", b"_limit", "entries", b"entries", "limit", b"limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_entries", b"_entries", "_limit", b"_limit", "entries", b"entries", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__entries: _TypeAlias = _typing.Literal["entries"]  # noqa: Y015
+    _WhichOneofArgType__entries: _TypeAlias = _typing.Literal["_entries", b"_entries"]  # noqa: Y015
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__entries) -> _WhichOneofReturnType__entries | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
+
+Global___Conntrack: _TypeAlias = Conntrack  # noqa: Y015
+
+@_typing.final
+class Clock(_message.Message):
+    """The kernel clock as adjtimex(2) reads it (no adjustment is made)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_SECONDS_FIELD_NUMBER: _builtins.int
+    SYNCHRONISED_FIELD_NUMBER: _builtins.int
+    OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_ERROR_SECONDS_FIELD_NUMBER: _builtins.int
+    ESTIMATED_ERROR_SECONDS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FREQUENCY_ADJUSTMENT_RATIO_FIELD_NUMBER: _builtins.int
+    TICK_SECONDS_FIELD_NUMBER: _builtins.int
+    TAI_OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
+    CONSTANT_FIELD_NUMBER: _builtins.int
+    time_seconds: _builtins.float
+    """Wall-clock time the agent read, so the relay can compare clocks."""
+    synchronised: _builtins.bool
+    """1 when the kernel considers the clock synchronised (STA_UNSYNC clear)."""
+    offset_seconds: _builtins.float
+    max_error_seconds: _builtins.float
+    estimated_error_seconds: _builtins.float
+    status: _builtins.int
+    frequency_adjustment_ratio: _builtins.float
+    tick_seconds: _builtins.float
+    tai_offset_seconds: _builtins.int
+    constant: _builtins.float
+    def __init__(
+        self,
+        *,
+        time_seconds: _builtins.float = ...,
+        synchronised: _builtins.bool | None = ...,
+        offset_seconds: _builtins.float | None = ...,
+        max_error_seconds: _builtins.float | None = ...,
+        estimated_error_seconds: _builtins.float | None = ...,
+        status: _builtins.int | None = ...,
+        frequency_adjustment_ratio: _builtins.float | None = ...,
+        tick_seconds: _builtins.float | None = ...,
+        tai_offset_seconds: _builtins.int | None = ...,
+        constant: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds", "time_seconds", b"time_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__constant: _TypeAlias = _typing.Literal["constant"]  # noqa: Y015
+    _WhichOneofArgType__constant: _TypeAlias = _typing.Literal["_constant", b"_constant"]  # noqa: Y015
+    _WhichOneofReturnType__estimated_error_seconds: _TypeAlias = _typing.Literal["estimated_error_seconds"]  # noqa: Y015
+    _WhichOneofArgType__estimated_error_seconds: _TypeAlias = _typing.Literal["_estimated_error_seconds", b"_estimated_error_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__frequency_adjustment_ratio: _TypeAlias = _typing.Literal["frequency_adjustment_ratio"]  # noqa: Y015
+    _WhichOneofArgType__frequency_adjustment_ratio: _TypeAlias = _typing.Literal["_frequency_adjustment_ratio", b"_frequency_adjustment_ratio"]  # noqa: Y015
+    _WhichOneofReturnType__max_error_seconds: _TypeAlias = _typing.Literal["max_error_seconds"]  # noqa: Y015
+    _WhichOneofArgType__max_error_seconds: _TypeAlias = _typing.Literal["_max_error_seconds", b"_max_error_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__offset_seconds: _TypeAlias = _typing.Literal["offset_seconds"]  # noqa: Y015
+    _WhichOneofArgType__offset_seconds: _TypeAlias = _typing.Literal["_offset_seconds", b"_offset_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
+    _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
+    _WhichOneofReturnType__synchronised: _TypeAlias = _typing.Literal["synchronised"]  # noqa: Y015
+    _WhichOneofArgType__synchronised: _TypeAlias = _typing.Literal["_synchronised", b"_synchronised"]  # noqa: Y015
+    _WhichOneofReturnType__tai_offset_seconds: _TypeAlias = _typing.Literal["tai_offset_seconds"]  # noqa: Y015
+    _WhichOneofArgType__tai_offset_seconds: _TypeAlias = _typing.Literal["_tai_offset_seconds", b"_tai_offset_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__tick_seconds: _TypeAlias = _typing.Literal["tick_seconds"]  # noqa: Y015
+    _WhichOneofArgType__tick_seconds: _TypeAlias = _typing.Literal["_tick_seconds", b"_tick_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__constant) -> _WhichOneofReturnType__constant | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__estimated_error_seconds) -> _WhichOneofReturnType__estimated_error_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__frequency_adjustment_ratio) -> _WhichOneofReturnType__frequency_adjustment_ratio | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_error_seconds) -> _WhichOneofReturnType__max_error_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__offset_seconds) -> _WhichOneofReturnType__offset_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__synchronised) -> _WhichOneofReturnType__synchronised | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tai_offset_seconds) -> _WhichOneofReturnType__tai_offset_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tick_seconds) -> _WhichOneofReturnType__tick_seconds | None: ...
+
+Global___Clock: _TypeAlias = Clock  # noqa: Y015
 
 @_typing.final
 class LoadAverage(_message.Message):
@@ -532,6 +1183,14 @@ class NetworkInterface(_message.Message):
     TRANSMIT_PACKETS_FIELD_NUMBER: _builtins.int
     TRANSMIT_ERRORS_FIELD_NUMBER: _builtins.int
     TRANSMIT_DROPS_FIELD_NUMBER: _builtins.int
+    RECEIVE_FIFO_FIELD_NUMBER: _builtins.int
+    RECEIVE_FRAME_FIELD_NUMBER: _builtins.int
+    RECEIVE_COMPRESSED_FIELD_NUMBER: _builtins.int
+    RECEIVE_MULTICAST_FIELD_NUMBER: _builtins.int
+    TRANSMIT_FIFO_FIELD_NUMBER: _builtins.int
+    TRANSMIT_COLLISIONS_FIELD_NUMBER: _builtins.int
+    TRANSMIT_CARRIER_FIELD_NUMBER: _builtins.int
+    TRANSMIT_COMPRESSED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     receive_bytes: _builtins.int
     receive_packets: _builtins.int
@@ -541,6 +1200,15 @@ class NetworkInterface(_message.Message):
     transmit_packets: _builtins.int
     transmit_errors: _builtins.int
     transmit_drops: _builtins.int
+    receive_fifo: _builtins.int
+    """The remaining /proc/net/dev columns (node interfaces only)."""
+    receive_frame: _builtins.int
+    receive_compressed: _builtins.int
+    receive_multicast: _builtins.int
+    transmit_fifo: _builtins.int
+    transmit_collisions: _builtins.int
+    transmit_carrier: _builtins.int
+    transmit_compressed: _builtins.int
     def __init__(
         self,
         *,
@@ -553,41 +1221,81 @@ class NetworkInterface(_message.Message):
         transmit_packets: _builtins.int | None = ...,
         transmit_errors: _builtins.int | None = ...,
         transmit_drops: _builtins.int | None = ...,
+        receive_fifo: _builtins.int | None = ...,
+        receive_frame: _builtins.int | None = ...,
+        receive_compressed: _builtins.int | None = ...,
+        receive_multicast: _builtins.int | None = ...,
+        transmit_fifo: _builtins.int | None = ...,
+        transmit_collisions: _builtins.int | None = ...,
+        transmit_carrier: _builtins.int | None = ...,
+        transmit_compressed: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_receive_bytes", b"_receive_bytes", "_receive_drops", b"_receive_drops", "_receive_errors", b"_receive_errors", "_receive_packets", b"_receive_packets", "_transmit_bytes", b"_transmit_bytes", "_transmit_drops", b"_transmit_drops", "_transmit_errors", b"_transmit_errors", "_transmit_packets", b"_transmit_packets", "receive_bytes", b"receive_bytes", "receive_drops", b"receive_drops", "receive_errors", b"receive_errors", "receive_packets", b"receive_packets", "transmit_bytes", b"transmit_bytes", "transmit_drops", b"transmit_drops", "transmit_errors", b"transmit_errors", "transmit_packets", b"transmit_packets"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_receive_bytes", b"_receive_bytes", "_receive_compressed", b"_receive_compressed", "_receive_drops", b"_receive_drops", "_receive_errors", b"_receive_errors", "_receive_fifo", b"_receive_fifo", "_receive_frame", b"_receive_frame", "_receive_multicast", b"_receive_multicast", "_receive_packets", b"_receive_packets", "_transmit_bytes", b"_transmit_bytes", "_transmit_carrier", b"_transmit_carrier", "_transmit_collisions", b"_transmit_collisions", "_transmit_compressed", b"_transmit_compressed", "_transmit_drops", b"_transmit_drops", "_transmit_errors", b"_transmit_errors", "_transmit_fifo", b"_transmit_fifo", "_transmit_packets", b"_transmit_packets", "receive_bytes", b"receive_bytes", "receive_compressed", b"receive_compressed", "receive_drops", b"receive_drops", "receive_errors", b"receive_errors", "receive_fifo", b"receive_fifo", "receive_frame", b"receive_frame", "receive_multicast", b"receive_multicast", "receive_packets", b"receive_packets", "transmit_bytes", b"transmit_bytes", "transmit_carrier", b"transmit_carrier", "transmit_collisions", b"transmit_collisions", "transmit_compressed", b"transmit_compressed", "transmit_drops", b"transmit_drops", "transmit_errors", b"transmit_errors", "transmit_fifo", b"transmit_fifo", "transmit_packets", b"transmit_packets"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_receive_bytes", b"_receive_bytes", "_receive_drops", b"_receive_drops", "_receive_errors", b"_receive_errors", "_receive_packets", b"_receive_packets", "_transmit_bytes", b"_transmit_bytes", "_transmit_drops", b"_transmit_drops", "_transmit_errors", b"_transmit_errors", "_transmit_packets", b"_transmit_packets", "name", b"name", "receive_bytes", b"receive_bytes", "receive_drops", b"receive_drops", "receive_errors", b"receive_errors", "receive_packets", b"receive_packets", "transmit_bytes", b"transmit_bytes", "transmit_drops", b"transmit_drops", "transmit_errors", b"transmit_errors", "transmit_packets", b"transmit_packets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_receive_bytes", b"_receive_bytes", "_receive_compressed", b"_receive_compressed", "_receive_drops", b"_receive_drops", "_receive_errors", b"_receive_errors", "_receive_fifo", b"_receive_fifo", "_receive_frame", b"_receive_frame", "_receive_multicast", b"_receive_multicast", "_receive_packets", b"_receive_packets", "_transmit_bytes", b"_transmit_bytes", "_transmit_carrier", b"_transmit_carrier", "_transmit_collisions", b"_transmit_collisions", "_transmit_compressed", b"_transmit_compressed", "_transmit_drops", b"_transmit_drops", "_transmit_errors", b"_transmit_errors", "_transmit_fifo", b"_transmit_fifo", "_transmit_packets", b"_transmit_packets", "name", b"name", "receive_bytes", b"receive_bytes", "receive_compressed", b"receive_compressed", "receive_drops", b"receive_drops", "receive_errors", b"receive_errors", "receive_fifo", b"receive_fifo", "receive_frame", b"receive_frame", "receive_multicast", b"receive_multicast", "receive_packets", b"receive_packets", "transmit_bytes", b"transmit_bytes", "transmit_carrier", b"transmit_carrier", "transmit_collisions", b"transmit_collisions", "transmit_compressed", b"transmit_compressed", "transmit_drops", b"transmit_drops", "transmit_errors", b"transmit_errors", "transmit_fifo", b"transmit_fifo", "transmit_packets", b"transmit_packets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__receive_bytes: _TypeAlias = _typing.Literal["receive_bytes"]  # noqa: Y015
     _WhichOneofArgType__receive_bytes: _TypeAlias = _typing.Literal["_receive_bytes", b"_receive_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__receive_compressed: _TypeAlias = _typing.Literal["receive_compressed"]  # noqa: Y015
+    _WhichOneofArgType__receive_compressed: _TypeAlias = _typing.Literal["_receive_compressed", b"_receive_compressed"]  # noqa: Y015
     _WhichOneofReturnType__receive_drops: _TypeAlias = _typing.Literal["receive_drops"]  # noqa: Y015
     _WhichOneofArgType__receive_drops: _TypeAlias = _typing.Literal["_receive_drops", b"_receive_drops"]  # noqa: Y015
     _WhichOneofReturnType__receive_errors: _TypeAlias = _typing.Literal["receive_errors"]  # noqa: Y015
     _WhichOneofArgType__receive_errors: _TypeAlias = _typing.Literal["_receive_errors", b"_receive_errors"]  # noqa: Y015
+    _WhichOneofReturnType__receive_fifo: _TypeAlias = _typing.Literal["receive_fifo"]  # noqa: Y015
+    _WhichOneofArgType__receive_fifo: _TypeAlias = _typing.Literal["_receive_fifo", b"_receive_fifo"]  # noqa: Y015
+    _WhichOneofReturnType__receive_frame: _TypeAlias = _typing.Literal["receive_frame"]  # noqa: Y015
+    _WhichOneofArgType__receive_frame: _TypeAlias = _typing.Literal["_receive_frame", b"_receive_frame"]  # noqa: Y015
+    _WhichOneofReturnType__receive_multicast: _TypeAlias = _typing.Literal["receive_multicast"]  # noqa: Y015
+    _WhichOneofArgType__receive_multicast: _TypeAlias = _typing.Literal["_receive_multicast", b"_receive_multicast"]  # noqa: Y015
     _WhichOneofReturnType__receive_packets: _TypeAlias = _typing.Literal["receive_packets"]  # noqa: Y015
     _WhichOneofArgType__receive_packets: _TypeAlias = _typing.Literal["_receive_packets", b"_receive_packets"]  # noqa: Y015
     _WhichOneofReturnType__transmit_bytes: _TypeAlias = _typing.Literal["transmit_bytes"]  # noqa: Y015
     _WhichOneofArgType__transmit_bytes: _TypeAlias = _typing.Literal["_transmit_bytes", b"_transmit_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__transmit_carrier: _TypeAlias = _typing.Literal["transmit_carrier"]  # noqa: Y015
+    _WhichOneofArgType__transmit_carrier: _TypeAlias = _typing.Literal["_transmit_carrier", b"_transmit_carrier"]  # noqa: Y015
+    _WhichOneofReturnType__transmit_collisions: _TypeAlias = _typing.Literal["transmit_collisions"]  # noqa: Y015
+    _WhichOneofArgType__transmit_collisions: _TypeAlias = _typing.Literal["_transmit_collisions", b"_transmit_collisions"]  # noqa: Y015
+    _WhichOneofReturnType__transmit_compressed: _TypeAlias = _typing.Literal["transmit_compressed"]  # noqa: Y015
+    _WhichOneofArgType__transmit_compressed: _TypeAlias = _typing.Literal["_transmit_compressed", b"_transmit_compressed"]  # noqa: Y015
     _WhichOneofReturnType__transmit_drops: _TypeAlias = _typing.Literal["transmit_drops"]  # noqa: Y015
     _WhichOneofArgType__transmit_drops: _TypeAlias = _typing.Literal["_transmit_drops", b"_transmit_drops"]  # noqa: Y015
     _WhichOneofReturnType__transmit_errors: _TypeAlias = _typing.Literal["transmit_errors"]  # noqa: Y015
     _WhichOneofArgType__transmit_errors: _TypeAlias = _typing.Literal["_transmit_errors", b"_transmit_errors"]  # noqa: Y015
+    _WhichOneofReturnType__transmit_fifo: _TypeAlias = _typing.Literal["transmit_fifo"]  # noqa: Y015
+    _WhichOneofArgType__transmit_fifo: _TypeAlias = _typing.Literal["_transmit_fifo", b"_transmit_fifo"]  # noqa: Y015
     _WhichOneofReturnType__transmit_packets: _TypeAlias = _typing.Literal["transmit_packets"]  # noqa: Y015
     _WhichOneofArgType__transmit_packets: _TypeAlias = _typing.Literal["_transmit_packets", b"_transmit_packets"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_bytes) -> _WhichOneofReturnType__receive_bytes | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_compressed) -> _WhichOneofReturnType__receive_compressed | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_drops) -> _WhichOneofReturnType__receive_drops | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_errors) -> _WhichOneofReturnType__receive_errors | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_fifo) -> _WhichOneofReturnType__receive_fifo | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_frame) -> _WhichOneofReturnType__receive_frame | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_multicast) -> _WhichOneofReturnType__receive_multicast | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_packets) -> _WhichOneofReturnType__receive_packets | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_bytes) -> _WhichOneofReturnType__transmit_bytes | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_carrier) -> _WhichOneofReturnType__transmit_carrier | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_collisions) -> _WhichOneofReturnType__transmit_collisions | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_compressed) -> _WhichOneofReturnType__transmit_compressed | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_drops) -> _WhichOneofReturnType__transmit_drops | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_errors) -> _WhichOneofReturnType__transmit_errors | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_fifo) -> _WhichOneofReturnType__transmit_fifo | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__transmit_packets) -> _WhichOneofReturnType__transmit_packets | None: ...
 
@@ -739,6 +1447,8 @@ class Container(_message.Message):
     SWAP_USAGE_BYTES_FIELD_NUMBER: _builtins.int
     PRESSURE_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    BLOCK_IO_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     attempt: _builtins.int
@@ -763,6 +1473,12 @@ class Container(_message.Message):
     def pressure(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pressure]: ...
     @_builtins.property
     def limits(self) -> Global___ContainerLimits: ...
+    @_builtins.property
+    def block_io(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockIo]:
+        """Block I/O per device, from the container's cgroup."""
+
+    @_builtins.property
+    def tasks(self) -> Global___ContainerTasks: ...
     def __init__(
         self,
         *,
@@ -784,10 +1500,12 @@ class Container(_message.Message):
         swap_usage_bytes: _builtins.int | None = ...,
         pressure: _abc.Iterable[Global___Pressure] | None = ...,
         limits: Global___ContainerLimits | None = ...,
+        block_io: _abc.Iterable[Global___BlockIo] | None = ...,
+        tasks: Global___ContainerTasks | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "cpu", b"cpu", "limits", b"limits", "memory", b"memory", "swap_usage_bytes", b"swap_usage_bytes", "writable_layer", b"writable_layer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "cpu", b"cpu", "limits", b"limits", "memory", b"memory", "swap_usage_bytes", b"swap_usage_bytes", "tasks", b"tasks", "writable_layer", b"writable_layer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "attempt", b"attempt", "cpu", b"cpu", "created_at_unix_nanos", b"created_at_unix_nanos", "exit_code", b"exit_code", "finished_at_unix_nanos", b"finished_at_unix_nanos", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "limits", b"limits", "memory", b"memory", "name", b"name", "pressure", b"pressure", "reason", b"reason", "started_at_unix_nanos", b"started_at_unix_nanos", "state", b"state", "swap_usage_bytes", b"swap_usage_bytes", "writable_layer", b"writable_layer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "attempt", b"attempt", "block_io", b"block_io", "cpu", b"cpu", "created_at_unix_nanos", b"created_at_unix_nanos", "exit_code", b"exit_code", "finished_at_unix_nanos", b"finished_at_unix_nanos", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "limits", b"limits", "memory", b"memory", "name", b"name", "pressure", b"pressure", "reason", b"reason", "started_at_unix_nanos", b"started_at_unix_nanos", "state", b"state", "swap_usage_bytes", b"swap_usage_bytes", "tasks", b"tasks", "writable_layer", b"writable_layer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__swap_usage_bytes: _TypeAlias = _typing.Literal["swap_usage_bytes"]  # noqa: Y015
     _WhichOneofArgType__swap_usage_bytes: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes"]  # noqa: Y015
@@ -796,12 +1514,103 @@ class Container(_message.Message):
 Global___Container: _TypeAlias = Container  # noqa: Y015
 
 @_typing.final
+class BlockIo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    MAJOR_FIELD_NUMBER: _builtins.int
+    MINOR_FIELD_NUMBER: _builtins.int
+    READS_FIELD_NUMBER: _builtins.int
+    WRITES_FIELD_NUMBER: _builtins.int
+    READ_BYTES_FIELD_NUMBER: _builtins.int
+    WRITTEN_BYTES_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    """The kernel's name for the device (DEVNAME of /sys/dev/block/MAJ:MIN/uevent),
+    or "MAJ:MIN" when the device is not known on this node.
+    """
+    major: _builtins.int
+    minor: _builtins.int
+    reads: _builtins.int
+    writes: _builtins.int
+    read_bytes: _builtins.int
+    written_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        major: _builtins.int = ...,
+        minor: _builtins.int = ...,
+        reads: _builtins.int | None = ...,
+        writes: _builtins.int | None = ...,
+        read_bytes: _builtins.int | None = ...,
+        written_bytes: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_read_bytes", b"_read_bytes", "_reads", b"_reads", "_writes", b"_writes", "_written_bytes", b"_written_bytes", "read_bytes", b"read_bytes", "reads", b"reads", "writes", b"writes", "written_bytes", b"written_bytes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_read_bytes", b"_read_bytes", "_reads", b"_reads", "_writes", b"_writes", "_written_bytes", b"_written_bytes", "device", b"device", "major", b"major", "minor", b"minor", "read_bytes", b"read_bytes", "reads", b"reads", "writes", b"writes", "written_bytes", b"written_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__read_bytes: _TypeAlias = _typing.Literal["read_bytes"]  # noqa: Y015
+    _WhichOneofArgType__read_bytes: _TypeAlias = _typing.Literal["_read_bytes", b"_read_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__reads: _TypeAlias = _typing.Literal["reads"]  # noqa: Y015
+    _WhichOneofArgType__reads: _TypeAlias = _typing.Literal["_reads", b"_reads"]  # noqa: Y015
+    _WhichOneofReturnType__writes: _TypeAlias = _typing.Literal["writes"]  # noqa: Y015
+    _WhichOneofArgType__writes: _TypeAlias = _typing.Literal["_writes", b"_writes"]  # noqa: Y015
+    _WhichOneofReturnType__written_bytes: _TypeAlias = _typing.Literal["written_bytes"]  # noqa: Y015
+    _WhichOneofArgType__written_bytes: _TypeAlias = _typing.Literal["_written_bytes", b"_written_bytes"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__read_bytes) -> _WhichOneofReturnType__read_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reads) -> _WhichOneofReturnType__reads | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__writes) -> _WhichOneofReturnType__writes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__written_bytes) -> _WhichOneofReturnType__written_bytes | None: ...
+
+Global___BlockIo: _TypeAlias = BlockIo  # noqa: Y015
+
+@_typing.final
+class ContainerTasks(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THREADS_FIELD_NUMBER: _builtins.int
+    THREADS_MAX_FIELD_NUMBER: _builtins.int
+    threads: _builtins.int
+    """pids.current and pids.max; max unset when unlimited."""
+    threads_max: _builtins.int
+    def __init__(
+        self,
+        *,
+        threads: _builtins.int | None = ...,
+        threads_max: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_threads", b"_threads", "_threads_max", b"_threads_max", "threads", b"threads", "threads_max", b"threads_max"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threads", b"_threads", "_threads_max", b"_threads_max", "threads", b"threads", "threads_max", b"threads_max"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__threads: _TypeAlias = _typing.Literal["threads"]  # noqa: Y015
+    _WhichOneofArgType__threads: _TypeAlias = _typing.Literal["_threads", b"_threads"]  # noqa: Y015
+    _WhichOneofReturnType__threads_max: _TypeAlias = _typing.Literal["threads_max"]  # noqa: Y015
+    _WhichOneofArgType__threads_max: _TypeAlias = _typing.Literal["_threads_max", b"_threads_max"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threads) -> _WhichOneofReturnType__threads | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threads_max) -> _WhichOneofReturnType__threads_max | None: ...
+
+Global___ContainerTasks: _TypeAlias = ContainerTasks  # noqa: Y015
+
+@_typing.final
 class ContainerCpu(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USAGE_SECONDS_TOTAL_FIELD_NUMBER: _builtins.int
     USAGE_CORES_FIELD_NUMBER: _builtins.int
     RATE_SOURCE_FIELD_NUMBER: _builtins.int
+    USER_SECONDS_TOTAL_FIELD_NUMBER: _builtins.int
+    SYSTEM_SECONDS_TOTAL_FIELD_NUMBER: _builtins.int
+    CFS_PERIODS_TOTAL_FIELD_NUMBER: _builtins.int
+    CFS_THROTTLED_PERIODS_TOTAL_FIELD_NUMBER: _builtins.int
+    CFS_THROTTLED_SECONDS_TOTAL_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     usage_seconds_total: _builtins.float
     usage_cores: _builtins.float
     """Cores in use averaged over the last interval; unset on the first sample
@@ -811,25 +1620,59 @@ class ContainerCpu(_message.Message):
     """"runtime" when the runtime gave usage_nano_cores, "computed" when the
     agent derived it from two samples.
     """
+    user_seconds_total: _builtins.float
+    system_seconds_total: _builtins.float
+    cfs_periods_total: _builtins.int
+    """CFS bandwidth control: enforcement periods, periods throttled, time throttled."""
+    cfs_throttled_periods_total: _builtins.int
+    cfs_throttled_seconds_total: _builtins.float
+    source: _builtins.str
+    """Where usage_seconds_total came from: "cri" or "cgroup"."""
     def __init__(
         self,
         *,
         usage_seconds_total: _builtins.float | None = ...,
         usage_cores: _builtins.float | None = ...,
         rate_source: _builtins.str = ...,
+        user_seconds_total: _builtins.float | None = ...,
+        system_seconds_total: _builtins.float | None = ...,
+        cfs_periods_total: _builtins.int | None = ...,
+        cfs_throttled_periods_total: _builtins.int | None = ...,
+        cfs_throttled_seconds_total: _builtins.float | None = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_usage_cores", b"_usage_cores", "_usage_seconds_total", b"_usage_seconds_total", "usage_cores", b"usage_cores", "usage_seconds_total", b"usage_seconds_total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cfs_periods_total", b"_cfs_periods_total", "_cfs_throttled_periods_total", b"_cfs_throttled_periods_total", "_cfs_throttled_seconds_total", b"_cfs_throttled_seconds_total", "_system_seconds_total", b"_system_seconds_total", "_usage_cores", b"_usage_cores", "_usage_seconds_total", b"_usage_seconds_total", "_user_seconds_total", b"_user_seconds_total", "cfs_periods_total", b"cfs_periods_total", "cfs_throttled_periods_total", b"cfs_throttled_periods_total", "cfs_throttled_seconds_total", b"cfs_throttled_seconds_total", "system_seconds_total", b"system_seconds_total", "usage_cores", b"usage_cores", "usage_seconds_total", b"usage_seconds_total", "user_seconds_total", b"user_seconds_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_usage_cores", b"_usage_cores", "_usage_seconds_total", b"_usage_seconds_total", "rate_source", b"rate_source", "usage_cores", b"usage_cores", "usage_seconds_total", b"usage_seconds_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cfs_periods_total", b"_cfs_periods_total", "_cfs_throttled_periods_total", b"_cfs_throttled_periods_total", "_cfs_throttled_seconds_total", b"_cfs_throttled_seconds_total", "_system_seconds_total", b"_system_seconds_total", "_usage_cores", b"_usage_cores", "_usage_seconds_total", b"_usage_seconds_total", "_user_seconds_total", b"_user_seconds_total", "cfs_periods_total", b"cfs_periods_total", "cfs_throttled_periods_total", b"cfs_throttled_periods_total", "cfs_throttled_seconds_total", b"cfs_throttled_seconds_total", "rate_source", b"rate_source", "source", b"source", "system_seconds_total", b"system_seconds_total", "usage_cores", b"usage_cores", "usage_seconds_total", b"usage_seconds_total", "user_seconds_total", b"user_seconds_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cfs_periods_total: _TypeAlias = _typing.Literal["cfs_periods_total"]  # noqa: Y015
+    _WhichOneofArgType__cfs_periods_total: _TypeAlias = _typing.Literal["_cfs_periods_total", b"_cfs_periods_total"]  # noqa: Y015
+    _WhichOneofReturnType__cfs_throttled_periods_total: _TypeAlias = _typing.Literal["cfs_throttled_periods_total"]  # noqa: Y015
+    _WhichOneofArgType__cfs_throttled_periods_total: _TypeAlias = _typing.Literal["_cfs_throttled_periods_total", b"_cfs_throttled_periods_total"]  # noqa: Y015
+    _WhichOneofReturnType__cfs_throttled_seconds_total: _TypeAlias = _typing.Literal["cfs_throttled_seconds_total"]  # noqa: Y015
+    _WhichOneofArgType__cfs_throttled_seconds_total: _TypeAlias = _typing.Literal["_cfs_throttled_seconds_total", b"_cfs_throttled_seconds_total"]  # noqa: Y015
+    _WhichOneofReturnType__system_seconds_total: _TypeAlias = _typing.Literal["system_seconds_total"]  # noqa: Y015
+    _WhichOneofArgType__system_seconds_total: _TypeAlias = _typing.Literal["_system_seconds_total", b"_system_seconds_total"]  # noqa: Y015
     _WhichOneofReturnType__usage_cores: _TypeAlias = _typing.Literal["usage_cores"]  # noqa: Y015
     _WhichOneofArgType__usage_cores: _TypeAlias = _typing.Literal["_usage_cores", b"_usage_cores"]  # noqa: Y015
     _WhichOneofReturnType__usage_seconds_total: _TypeAlias = _typing.Literal["usage_seconds_total"]  # noqa: Y015
     _WhichOneofArgType__usage_seconds_total: _TypeAlias = _typing.Literal["_usage_seconds_total", b"_usage_seconds_total"]  # noqa: Y015
+    _WhichOneofReturnType__user_seconds_total: _TypeAlias = _typing.Literal["user_seconds_total"]  # noqa: Y015
+    _WhichOneofArgType__user_seconds_total: _TypeAlias = _typing.Literal["_user_seconds_total", b"_user_seconds_total"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cfs_periods_total) -> _WhichOneofReturnType__cfs_periods_total | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cfs_throttled_periods_total) -> _WhichOneofReturnType__cfs_throttled_periods_total | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cfs_throttled_seconds_total) -> _WhichOneofReturnType__cfs_throttled_seconds_total | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__system_seconds_total) -> _WhichOneofReturnType__system_seconds_total | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__usage_cores) -> _WhichOneofReturnType__usage_cores | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__usage_seconds_total) -> _WhichOneofReturnType__usage_seconds_total | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__user_seconds_total) -> _WhichOneofReturnType__user_seconds_total | None: ...
 
 Global___ContainerCpu: _TypeAlias = ContainerCpu  # noqa: Y015
 
@@ -843,12 +1686,32 @@ class ContainerMemory(_message.Message):
     AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
     PAGE_FAULTS_FIELD_NUMBER: _builtins.int
     MAJOR_PAGE_FAULTS_FIELD_NUMBER: _builtins.int
+    CACHE_BYTES_FIELD_NUMBER: _builtins.int
+    MAPPED_FILE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_USAGE_BYTES_FIELD_NUMBER: _builtins.int
+    LIMIT_HITS_FIELD_NUMBER: _builtins.int
+    HIGH_EVENTS_FIELD_NUMBER: _builtins.int
+    OOM_KILLS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     working_set_bytes: _builtins.int
     usage_bytes: _builtins.int
     rss_bytes: _builtins.int
     available_bytes: _builtins.int
     page_faults: _builtins.int
     major_page_faults: _builtins.int
+    cache_bytes: _builtins.int
+    """Page cache (v1 memory.stat cache, v2 file) and mapped file pages."""
+    mapped_file_bytes: _builtins.int
+    max_usage_bytes: _builtins.int
+    """Highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)."""
+    limit_hits: _builtins.int
+    """Times usage hit the limit (v1 failcnt, v2 memory.events max)."""
+    high_events: _builtins.int
+    """Times usage went over memory.high and was throttled (v2 only)."""
+    oom_kills: _builtins.int
+    """Processes the OOM killer ended in this container's cgroup."""
+    source: _builtins.str
+    """Where working set, usage and RSS came from: "cri" or "cgroup"."""
     def __init__(
         self,
         *,
@@ -858,15 +1721,34 @@ class ContainerMemory(_message.Message):
         available_bytes: _builtins.int | None = ...,
         page_faults: _builtins.int | None = ...,
         major_page_faults: _builtins.int | None = ...,
+        cache_bytes: _builtins.int | None = ...,
+        mapped_file_bytes: _builtins.int | None = ...,
+        max_usage_bytes: _builtins.int | None = ...,
+        limit_hits: _builtins.int | None = ...,
+        high_events: _builtins.int | None = ...,
+        oom_kills: _builtins.int | None = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_major_page_faults", b"_major_page_faults", "_page_faults", b"_page_faults", "_rss_bytes", b"_rss_bytes", "_usage_bytes", b"_usage_bytes", "_working_set_bytes", b"_working_set_bytes", "available_bytes", b"available_bytes", "major_page_faults", b"major_page_faults", "page_faults", b"page_faults", "rss_bytes", b"rss_bytes", "usage_bytes", b"usage_bytes", "working_set_bytes", b"working_set_bytes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_cache_bytes", b"_cache_bytes", "_high_events", b"_high_events", "_limit_hits", b"_limit_hits", "_major_page_faults", b"_major_page_faults", "_mapped_file_bytes", b"_mapped_file_bytes", "_max_usage_bytes", b"_max_usage_bytes", "_oom_kills", b"_oom_kills", "_page_faults", b"_page_faults", "_rss_bytes", b"_rss_bytes", "_usage_bytes", b"_usage_bytes", "_working_set_bytes", b"_working_set_bytes", "available_bytes", b"available_bytes", "cache_bytes", b"cache_bytes", "high_events", b"high_events", "limit_hits", b"limit_hits", "major_page_faults", b"major_page_faults", "mapped_file_bytes", b"mapped_file_bytes", "max_usage_bytes", b"max_usage_bytes", "oom_kills", b"oom_kills", "page_faults", b"page_faults", "rss_bytes", b"rss_bytes", "usage_bytes", b"usage_bytes", "working_set_bytes", b"working_set_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_major_page_faults", b"_major_page_faults", "_page_faults", b"_page_faults", "_rss_bytes", b"_rss_bytes", "_usage_bytes", b"_usage_bytes", "_working_set_bytes", b"_working_set_bytes", "available_bytes", b"available_bytes", "major_page_faults", b"major_page_faults", "page_faults", b"page_faults", "rss_bytes", b"rss_bytes", "usage_bytes", b"usage_bytes", "working_set_bytes", b"working_set_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes", "_cache_bytes", b"_cache_bytes", "_high_events", b"_high_events", "_limit_hits", b"_limit_hits", "_major_page_faults", b"_major_page_faults", "_mapped_file_bytes", b"_mapped_file_bytes", "_max_usage_bytes", b"_max_usage_bytes", "_oom_kills", b"_oom_kills", "_page_faults", b"_page_faults", "_rss_bytes", b"_rss_bytes", "_usage_bytes", b"_usage_bytes", "_working_set_bytes", b"_working_set_bytes", "available_bytes", b"available_bytes", "cache_bytes", b"cache_bytes", "high_events", b"high_events", "limit_hits", b"limit_hits", "major_page_faults", b"major_page_faults", "mapped_file_bytes", b"mapped_file_bytes", "max_usage_bytes", b"max_usage_bytes", "oom_kills", b"oom_kills", "page_faults", b"page_faults", "rss_bytes", b"rss_bytes", "source", b"source", "usage_bytes", b"usage_bytes", "working_set_bytes", b"working_set_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__available_bytes: _TypeAlias = _typing.Literal["available_bytes"]  # noqa: Y015
     _WhichOneofArgType__available_bytes: _TypeAlias = _typing.Literal["_available_bytes", b"_available_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__cache_bytes: _TypeAlias = _typing.Literal["cache_bytes"]  # noqa: Y015
+    _WhichOneofArgType__cache_bytes: _TypeAlias = _typing.Literal["_cache_bytes", b"_cache_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__high_events: _TypeAlias = _typing.Literal["high_events"]  # noqa: Y015
+    _WhichOneofArgType__high_events: _TypeAlias = _typing.Literal["_high_events", b"_high_events"]  # noqa: Y015
+    _WhichOneofReturnType__limit_hits: _TypeAlias = _typing.Literal["limit_hits"]  # noqa: Y015
+    _WhichOneofArgType__limit_hits: _TypeAlias = _typing.Literal["_limit_hits", b"_limit_hits"]  # noqa: Y015
     _WhichOneofReturnType__major_page_faults: _TypeAlias = _typing.Literal["major_page_faults"]  # noqa: Y015
     _WhichOneofArgType__major_page_faults: _TypeAlias = _typing.Literal["_major_page_faults", b"_major_page_faults"]  # noqa: Y015
+    _WhichOneofReturnType__mapped_file_bytes: _TypeAlias = _typing.Literal["mapped_file_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mapped_file_bytes: _TypeAlias = _typing.Literal["_mapped_file_bytes", b"_mapped_file_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__max_usage_bytes: _TypeAlias = _typing.Literal["max_usage_bytes"]  # noqa: Y015
+    _WhichOneofArgType__max_usage_bytes: _TypeAlias = _typing.Literal["_max_usage_bytes", b"_max_usage_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__oom_kills: _TypeAlias = _typing.Literal["oom_kills"]  # noqa: Y015
+    _WhichOneofArgType__oom_kills: _TypeAlias = _typing.Literal["_oom_kills", b"_oom_kills"]  # noqa: Y015
     _WhichOneofReturnType__page_faults: _TypeAlias = _typing.Literal["page_faults"]  # noqa: Y015
     _WhichOneofArgType__page_faults: _TypeAlias = _typing.Literal["_page_faults", b"_page_faults"]  # noqa: Y015
     _WhichOneofReturnType__rss_bytes: _TypeAlias = _typing.Literal["rss_bytes"]  # noqa: Y015
@@ -878,7 +1760,19 @@ class ContainerMemory(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__available_bytes) -> _WhichOneofReturnType__available_bytes | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cache_bytes) -> _WhichOneofReturnType__cache_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__high_events) -> _WhichOneofReturnType__high_events | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_hits) -> _WhichOneofReturnType__limit_hits | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__major_page_faults) -> _WhichOneofReturnType__major_page_faults | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mapped_file_bytes) -> _WhichOneofReturnType__mapped_file_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_usage_bytes) -> _WhichOneofReturnType__max_usage_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__oom_kills) -> _WhichOneofReturnType__oom_kills | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__page_faults) -> _WhichOneofReturnType__page_faults | None: ...
     @_typing.overload
@@ -896,24 +1790,46 @@ class ContainerLimits(_message.Message):
 
     CPU_CORES_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_QUOTA_MICROS_FIELD_NUMBER: _builtins.int
+    CPU_PERIOD_MICROS_FIELD_NUMBER: _builtins.int
+    CPU_SHARES_FIELD_NUMBER: _builtins.int
     cpu_cores: _builtins.float
     memory_bytes: _builtins.int
+    cpu_quota_micros: _builtins.int
+    """The runtime's CFS settings behind cpu_cores, and the CPU weight."""
+    cpu_period_micros: _builtins.int
+    cpu_shares: _builtins.int
     def __init__(
         self,
         *,
         cpu_cores: _builtins.float | None = ...,
         memory_bytes: _builtins.int | None = ...,
+        cpu_quota_micros: _builtins.int | None = ...,
+        cpu_period_micros: _builtins.int | None = ...,
+        cpu_shares: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_cores", b"_cpu_cores", "_memory_bytes", b"_memory_bytes", "cpu_cores", b"cpu_cores", "memory_bytes", b"memory_bytes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_cores", b"_cpu_cores", "_cpu_period_micros", b"_cpu_period_micros", "_cpu_quota_micros", b"_cpu_quota_micros", "_cpu_shares", b"_cpu_shares", "_memory_bytes", b"_memory_bytes", "cpu_cores", b"cpu_cores", "cpu_period_micros", b"cpu_period_micros", "cpu_quota_micros", b"cpu_quota_micros", "cpu_shares", b"cpu_shares", "memory_bytes", b"memory_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_cores", b"_cpu_cores", "_memory_bytes", b"_memory_bytes", "cpu_cores", b"cpu_cores", "memory_bytes", b"memory_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_cores", b"_cpu_cores", "_cpu_period_micros", b"_cpu_period_micros", "_cpu_quota_micros", b"_cpu_quota_micros", "_cpu_shares", b"_cpu_shares", "_memory_bytes", b"_memory_bytes", "cpu_cores", b"cpu_cores", "cpu_period_micros", b"cpu_period_micros", "cpu_quota_micros", b"cpu_quota_micros", "cpu_shares", b"cpu_shares", "memory_bytes", b"memory_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cpu_cores: _TypeAlias = _typing.Literal["cpu_cores"]  # noqa: Y015
     _WhichOneofArgType__cpu_cores: _TypeAlias = _typing.Literal["_cpu_cores", b"_cpu_cores"]  # noqa: Y015
+    _WhichOneofReturnType__cpu_period_micros: _TypeAlias = _typing.Literal["cpu_period_micros"]  # noqa: Y015
+    _WhichOneofArgType__cpu_period_micros: _TypeAlias = _typing.Literal["_cpu_period_micros", b"_cpu_period_micros"]  # noqa: Y015
+    _WhichOneofReturnType__cpu_quota_micros: _TypeAlias = _typing.Literal["cpu_quota_micros"]  # noqa: Y015
+    _WhichOneofArgType__cpu_quota_micros: _TypeAlias = _typing.Literal["_cpu_quota_micros", b"_cpu_quota_micros"]  # noqa: Y015
+    _WhichOneofReturnType__cpu_shares: _TypeAlias = _typing.Literal["cpu_shares"]  # noqa: Y015
+    _WhichOneofArgType__cpu_shares: _TypeAlias = _typing.Literal["_cpu_shares", b"_cpu_shares"]  # noqa: Y015
     _WhichOneofReturnType__memory_bytes: _TypeAlias = _typing.Literal["memory_bytes"]  # noqa: Y015
     _WhichOneofArgType__memory_bytes: _TypeAlias = _typing.Literal["_memory_bytes", b"_memory_bytes"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_cores) -> _WhichOneofReturnType__cpu_cores | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_period_micros) -> _WhichOneofReturnType__cpu_period_micros | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_quota_micros) -> _WhichOneofReturnType__cpu_quota_micros | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_shares) -> _WhichOneofReturnType__cpu_shares | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__memory_bytes) -> _WhichOneofReturnType__memory_bytes | None: ...
 
@@ -987,6 +1903,9 @@ class AgentHealth(_message.Message):
     STARTED_AT_UNIX_NANOS_FIELD_NUMBER: _builtins.int
     SPOOL_CORRUPT_RECORDS_TOTAL_FIELD_NUMBER: _builtins.int
     SPOOLED_BYTES_FIELD_NUMBER: _builtins.int
+    PROCESS_CPU_SECONDS_TOTAL_FIELD_NUMBER: _builtins.int
+    PROCESS_RESIDENT_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CHECK_ERRORS_TOTAL_FIELD_NUMBER: _builtins.int
     cycle_duration_seconds: _builtins.float
     queue_depth: _builtins.int
     dropped_reports_total: _builtins.int
@@ -997,6 +1916,11 @@ class AgentHealth(_message.Message):
     spool_corrupt_records_total: _builtins.int
     """Spooled records found damaged and skipped since the agent started."""
     spooled_bytes: _builtins.int
+    process_cpu_seconds_total: _builtins.float
+    """The agent process's own cost so far (all threads) and memory now."""
+    process_resident_memory_bytes: _builtins.int
+    check_errors_total: _builtins.int
+    """Check scripts that failed to start or were refused (ownership, mode)."""
     @_builtins.property
     def collector_errors_total(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Collector name -> cumulative failures (a missing file, a failed RPC)."""
@@ -1014,11 +1938,95 @@ class AgentHealth(_message.Message):
         started_at_unix_nanos: _builtins.int = ...,
         spool_corrupt_records_total: _builtins.int = ...,
         spooled_bytes: _builtins.int = ...,
+        process_cpu_seconds_total: _builtins.float | None = ...,
+        process_resident_memory_bytes: _builtins.int | None = ...,
+        check_errors_total: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_process_cpu_seconds_total", b"_process_cpu_seconds_total", "_process_resident_memory_bytes", b"_process_resident_memory_bytes", "process_cpu_seconds_total", b"process_cpu_seconds_total", "process_resident_memory_bytes", b"process_resident_memory_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collector_errors_total", b"collector_errors_total", "cri_errors_total", b"cri_errors_total", "cycle_duration_seconds", b"cycle_duration_seconds", "dropped_reports_total", b"dropped_reports_total", "interval_seconds", b"interval_seconds", "queue_depth", b"queue_depth", "reconnects_total", b"reconnects_total", "spool_corrupt_records_total", b"spool_corrupt_records_total", "spooled_bytes", b"spooled_bytes", "started_at_unix_nanos", b"started_at_unix_nanos"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_process_cpu_seconds_total", b"_process_cpu_seconds_total", "_process_resident_memory_bytes", b"_process_resident_memory_bytes", "check_errors_total", b"check_errors_total", "collector_errors_total", b"collector_errors_total", "cri_errors_total", b"cri_errors_total", "cycle_duration_seconds", b"cycle_duration_seconds", "dropped_reports_total", b"dropped_reports_total", "interval_seconds", b"interval_seconds", "process_cpu_seconds_total", b"process_cpu_seconds_total", "process_resident_memory_bytes", b"process_resident_memory_bytes", "queue_depth", b"queue_depth", "reconnects_total", b"reconnects_total", "spool_corrupt_records_total", b"spool_corrupt_records_total", "spooled_bytes", b"spooled_bytes", "started_at_unix_nanos", b"started_at_unix_nanos"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__process_cpu_seconds_total: _TypeAlias = _typing.Literal["process_cpu_seconds_total"]  # noqa: Y015
+    _WhichOneofArgType__process_cpu_seconds_total: _TypeAlias = _typing.Literal["_process_cpu_seconds_total", b"_process_cpu_seconds_total"]  # noqa: Y015
+    _WhichOneofReturnType__process_resident_memory_bytes: _TypeAlias = _typing.Literal["process_resident_memory_bytes"]  # noqa: Y015
+    _WhichOneofArgType__process_resident_memory_bytes: _TypeAlias = _typing.Literal["_process_resident_memory_bytes", b"_process_resident_memory_bytes"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__process_cpu_seconds_total) -> _WhichOneofReturnType__process_cpu_seconds_total | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__process_resident_memory_bytes) -> _WhichOneofReturnType__process_resident_memory_bytes | None: ...
 
 Global___AgentHealth: _TypeAlias = AgentHealth  # noqa: Y015
+
+@_typing.final
+class CheckResult(_message.Message):
+    """The newest run of one check script (Nagios exit-code convention)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RunsTotalEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    RAN_AT_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    TIMED_OUT_FIELD_NUMBER: _builtins.int
+    RUNS_TOTAL_FIELD_NUMBER: _builtins.int
+    INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    state: Global___CheckState.ValueType
+    exit_code: _builtins.int
+    """Exit code; unset when the check was killed (timeout) or could not start."""
+    output: _builtins.str
+    """First 4 KiB of the combined output."""
+    duration_seconds: _builtins.float
+    ran_at_unix_nanos: _builtins.int
+    timed_out: _builtins.bool
+    interval_seconds: _builtins.float
+    @_builtins.property
+    def runs_total(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Cumulative runs since the agent started, by resulting state name
+        ("ok", "warning", "critical", "unknown").
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        state: Global___CheckState.ValueType = ...,
+        exit_code: _builtins.int | None = ...,
+        output: _builtins.str = ...,
+        duration_seconds: _builtins.float = ...,
+        ran_at_unix_nanos: _builtins.int = ...,
+        timed_out: _builtins.bool = ...,
+        runs_total: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        interval_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "exit_code", b"exit_code"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "duration_seconds", b"duration_seconds", "exit_code", b"exit_code", "interval_seconds", b"interval_seconds", "name", b"name", "output", b"output", "ran_at_unix_nanos", b"ran_at_unix_nanos", "runs_total", b"runs_total", "state", b"state", "timed_out", b"timed_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
+    _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
+
+Global___CheckResult: _TypeAlias = CheckResult  # noqa: Y015
