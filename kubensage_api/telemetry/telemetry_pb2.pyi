@@ -1449,6 +1449,7 @@ class Container(_message.Message):
     LIMITS_FIELD_NUMBER: _builtins.int
     BLOCK_IO_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
+    CGROUP_PATH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     attempt: _builtins.int
@@ -1461,6 +1462,10 @@ class Container(_message.Message):
     exit_code: _builtins.int
     reason: _builtins.str
     swap_usage_bytes: _builtins.int
+    cgroup_path: _builtins.str
+    """The container's cgroup as the kubelet's cAdvisor names it (relative to the
+    cgroup root, e.g. /kubepods/burstable/pod<uid>/<id>); empty when unknown.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1502,10 +1507,11 @@ class Container(_message.Message):
         limits: Global___ContainerLimits | None = ...,
         block_io: _abc.Iterable[Global___BlockIo] | None = ...,
         tasks: Global___ContainerTasks | None = ...,
+        cgroup_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "cpu", b"cpu", "limits", b"limits", "memory", b"memory", "swap_usage_bytes", b"swap_usage_bytes", "tasks", b"tasks", "writable_layer", b"writable_layer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "attempt", b"attempt", "block_io", b"block_io", "cpu", b"cpu", "created_at_unix_nanos", b"created_at_unix_nanos", "exit_code", b"exit_code", "finished_at_unix_nanos", b"finished_at_unix_nanos", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "limits", b"limits", "memory", b"memory", "name", b"name", "pressure", b"pressure", "reason", b"reason", "started_at_unix_nanos", b"started_at_unix_nanos", "state", b"state", "swap_usage_bytes", b"swap_usage_bytes", "tasks", b"tasks", "writable_layer", b"writable_layer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes", "attempt", b"attempt", "block_io", b"block_io", "cgroup_path", b"cgroup_path", "cpu", b"cpu", "created_at_unix_nanos", b"created_at_unix_nanos", "exit_code", b"exit_code", "finished_at_unix_nanos", b"finished_at_unix_nanos", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "limits", b"limits", "memory", b"memory", "name", b"name", "pressure", b"pressure", "reason", b"reason", "started_at_unix_nanos", b"started_at_unix_nanos", "state", b"state", "swap_usage_bytes", b"swap_usage_bytes", "tasks", b"tasks", "writable_layer", b"writable_layer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__swap_usage_bytes: _TypeAlias = _typing.Literal["swap_usage_bytes"]  # noqa: Y015
     _WhichOneofArgType__swap_usage_bytes: _TypeAlias = _typing.Literal["_swap_usage_bytes", b"_swap_usage_bytes"]  # noqa: Y015
