@@ -26,6 +26,7 @@ from relay.ingest.auth import TokenFile
 from relay.ingest.limits import ReportLimits
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 
 INGEST_SERVICE = "kubensage.telemetry.v1.Ingest"
@@ -107,7 +108,9 @@ async def serve(config: RelayConfig) -> None:
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
-    nodes = NodeTextCache(store, config.metric_profile, enrichment, metrics.exposition_errors.inc)
+    nodes = NodeTextCache(
+        store, parse_profiles(config.metric_profile), enrichment, metrics.exposition_errors.inc
+    )
     settings = (
         tm.Settings(interval_seconds=config.agent_interval_seconds)
         if config.agent_interval_seconds > 0
