@@ -118,6 +118,8 @@ class FilesystemCollector:
     def __call__(self, files: NodeFiles, node: tm.Node) -> None:
         mounts = self._mounts(files)
         answers = self.runner.run(dict.fromkeys(target for _, target in mounts))
+        if any(isinstance(answer, FileNotFoundError) for answer in answers.values()):
+            mounts = self._still_mounted(files, mounts)
         failing = set()
         for entry, target in mounts:
             answer = answers.get(target)
@@ -152,6 +154,15 @@ class FilesystemCollector:
         for recovered in self._failing - failing:
             self.errors.once.clear(f"statfs:{recovered}")
         self._failing = failing
+
+    def _still_mounted(
+        self, files: NodeFiles, mounts: list[tuple[MountEntry, str]]
+    ) -> list[tuple[MountEntry, str]]:
+        """Without the mounts that went away while their statfs was on its way (a pod
+        deleted meanwhile): gone, not failing. One missing from a table that has not
+        changed stays, as an error (a mount point the agent cannot see)."""
+        current = {entry for entry, _ in self._mounts(files)}
+        return [(entry, target) for entry, target in mounts if entry in current]
 
     def _why(self, target: str, answer: StatfsAnswer | None) -> str:
         if answer is not None:

@@ -48,7 +48,7 @@ class MountTable:
         self._path = path
         self._closer = weakref.finalize(self, os.close, self._fd)
         self._poll = select.poll()
-        self._poll.register(self._fd, select.POLLPRI)
+        self._poll.register(self._fd, select.POLLPRI | REGULAR_FILE)
         # the first poll also marks "now" as the point changes are reported from
         self._signals_change = not any(events & REGULAR_FILE for _, events in self._poll.poll(0))
 

@@ -66,6 +66,12 @@ class StatfsRunner:
         self._queued = 0
         self._work_queue: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
 
+    @property
+    def threads(self) -> int:
+        """Threads alive: held by a call, working a batch, or waiting for the next."""
+        with self._lock:
+            return self._threads
+
     def outstanding(self) -> frozenset[str]:
         """Paths whose statfs has not returned (stuck ones, once a cycle has ended)."""
         with self._lock:
