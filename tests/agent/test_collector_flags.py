@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubensage_agent.cli import cli
-from kubensage_agent.collectors.node.registry import COLLECTORS
+from kubensage_agent.collectors.node.registry import COLLECTORS, config_fields
 from kubensage_agent.parsers.mounts import parse_mounts
 from kubensage_common.cliconfig import env_name
 
@@ -96,3 +96,16 @@ def test_bad_settings_stop_the_command_with_the_setting_named(host_root: Path) -
 def test_an_on_off_pair_is_read_from_the_variable_of_its_first_half() -> None:
     assert env_name("--spool/--no-spool") == "KUBENSAGE_SPOOL"
     assert env_name("--collector-os/--no-collector-os") == "KUBENSAGE_COLLECTOR_OS"
+
+
+def test_readme_lists_every_collector_as_the_registry_declares_it() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("<!-- node collectors:")[1].split("<!-- end of node collectors -->")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [
+        f"| `{spec.name}` | {spec.help} | {'on' if spec.enabled_by_default else 'off'} |"
+        for spec in COLLECTORS
+    ]
+    for spec in COLLECTORS:
+        for setting in config_fields(spec):
+            assert f"`--collector-{spec.name}-{setting.name.replace('_', '-')}`" in readme
