@@ -14,6 +14,7 @@ from bench.procstat import cpu_seconds, median, rss_bytes
 from bench.table import Results
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.node.registry import COLLECTORS, NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
@@ -22,6 +23,23 @@ from tests.support.cri_driver import CriDriver
 from tests.support.processes import RelayProcess, Service, free_port, http_get, python_module
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
+NODE_CYCLES = int(os.environ.get("BENCH_NODE_CYCLES", "200"))
+# The node collectors of the agent before filesystems, disks, vmstat, file handles,
+# conntrack and the clock were added (cpu now also reads per-CPU times).
+EARLIER_COLLECTORS = frozenset(
+    {
+        "cpu",
+        "stat",
+        "meminfo",
+        "loadavg",
+        "pressure",
+        "netdev",
+        "uptime",
+        "uname",
+        "os",
+        "addresses",
+    }
+)
 RUN_SECONDS = float(os.environ.get("BENCH_AGENT_RUN_SECONDS", "300"))
 CONTAINER_COUNTS = (0, 10, 110)
 MIB = 1024 * 1024
@@ -55,6 +73,35 @@ def _agent_cycle(endpoint: str, count: int) -> tuple[float, float]:
     if builder.runtime is not None:
         builder.runtime.close()
     return result
+
+
+def _node_cycle(settings: NodeSettings) -> float:
+    """Median CPU of one node collection (the statfs threads' share included)."""
+    collector = NodeCollector(HostPaths(), "bench-node", CollectorErrors(), settings)
+    collector.collect()  # the first cycle starts a statfs thread and opens the mount table
+    return _timed(collector.collect, NODE_CYCLES)[0]
+
+
+def _node_costs(results: Results, count: int, per_collector: bool) -> None:
+    everything = _node_cycle(NodeSettings())
+    earlier = _node_cycle(NodeSettings(enabled=EARLIER_COLLECTORS))
+    results.add(
+        "node",
+        f"node collection CPU per cycle, {count} containers",
+        f"{everything * 1000:.2f} ms",
+        f"all collectors; {earlier * 1000:.2f} ms with the earlier ones only, so "
+        f"+{(everything - earlier) * 1000:.2f} ms added; median of {NODE_CYCLES}",
+    )
+    if not per_collector:
+        return
+    for spec in COLLECTORS:
+        alone = _node_cycle(NodeSettings(enabled=frozenset({spec.name})))
+        results.add(
+            "node",
+            f"collector {spec.name} CPU per cycle, {count} containers",
+            f"{alone * 1e6:.0f} us",
+            f"alone; median of {NODE_CYCLES}",
+        )
 
 
 def _bare_cri(endpoint: str) -> tuple[float, float]:
@@ -239,6 +286,7 @@ def agent_benchmarks(results: Results, workdir: Path, binary: Path | None) -> No
                 f"{bare_cpu * 1000:.1f} / {bare_wall * 1000:.1f} ms",
                 "ListPodSandbox+ListContainers+ListContainerStats",
             )
+            _node_costs(results, count, per_collector=count == CONTAINER_COUNTS[-1])
         exporter_cpu, exporter_wall = _node_exporter(workdir)
         results.add(
             "anchor",
