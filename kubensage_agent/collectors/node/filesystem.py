@@ -74,11 +74,11 @@ class FilesystemCollector:
         self.fs_types_exclude = compile_pattern(config.fs_types_exclude, "fs-types-exclude")
         self.runner = StatfsRunner(config.statfs_timeout, statfs)
         self.errors = errors
-        # the last mount table read and the mounts selected from it: tables rarely
-        # change between cycles, and a busy node's runs to hundreds of lines
         self.table = MountTable()
         # pid 1's table, or the agent's own where hidepid= hides pid 1
         self._sources: tuple[tuple[str, ...], tuple[str, ...]] = (("1", "mounts"), ("mounts",))
+        # the last table read and the mounts selected from it: tables rarely change
+        # between cycles, and a busy node's runs to hundreds of lines
         self._table = ""
         self._selected: list[tuple[MountEntry, str]] = []
         self._failing: set[str] = set()
