@@ -17,6 +17,7 @@ from bench.procstat import cpu_seconds, cpu_seconds_with_children, median, rss_b
 from bench.table import Results
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.node.registry import COLLECTORS, NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
@@ -25,6 +26,23 @@ from tests.support.cri_driver import CriDriver
 from tests.support.processes import RelayProcess, Service, free_port, http_get, python_module
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
+NODE_CYCLES = int(os.environ.get("BENCH_NODE_CYCLES", "200"))
+# The node collectors of the agent before filesystems, disks, vmstat, file handles,
+# conntrack and the clock were added (cpu now also reads per-CPU times).
+EARLIER_COLLECTORS = frozenset(
+    {
+        "cpu",
+        "stat",
+        "meminfo",
+        "loadavg",
+        "pressure",
+        "netdev",
+        "uptime",
+        "uname",
+        "os",
+        "addresses",
+    }
+)
 RUN_SECONDS = float(os.environ.get("BENCH_AGENT_RUN_SECONDS", "300"))
 CONTAINER_COUNTS = tuple(
     int(n) for n in os.environ.get("BENCH_CONTAINER_COUNTS", "0,10,110,250").split(",")
@@ -101,6 +119,46 @@ def _agent_cycle(endpoint: str, count: int, meter: RuntimeMeter) -> Cost:
     if builder.runtime is not None:
         builder.runtime.close()
     return result
+
+
+def _timed(action: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median (process CPU seconds, wall seconds) of `action` over `repeat` runs."""
+    cpu, wall = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        action()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return median(cpu), median(wall)
+
+
+def _node_cycle(settings: NodeSettings) -> float:
+    """Median CPU of one node collection (the statfs threads' share included)."""
+    collector = NodeCollector(HostPaths(), "bench-node", CollectorErrors(), settings)
+    collector.collect()  # the first cycle starts a statfs thread and opens the mount table
+    return _timed(collector.collect, NODE_CYCLES)[0]
+
+
+def _node_costs(results: Results, count: int, per_collector: bool) -> None:
+    everything = _node_cycle(NodeSettings())
+    earlier = _node_cycle(NodeSettings(enabled=EARLIER_COLLECTORS))
+    results.add(
+        "node",
+        f"node collection CPU per cycle, {count} containers",
+        f"{everything * 1000:.2f} ms",
+        f"all collectors; {earlier * 1000:.2f} ms with the earlier ones only, so "
+        f"+{(everything - earlier) * 1000:.2f} ms added; median of {NODE_CYCLES}",
+    )
+    if not per_collector:
+        return
+    for spec in COLLECTORS:
+        alone = _node_cycle(NodeSettings(enabled=frozenset({spec.name})))
+        results.add(
+            "node",
+            f"collector {spec.name} CPU per cycle, {count} containers",
+            f"{alone * 1e6:.0f} us",
+            f"alone; median of {NODE_CYCLES}",
+        )
 
 
 def _bare_cri(endpoint: str, meter: RuntimeMeter) -> tuple[Cost, Cost]:
@@ -309,6 +367,7 @@ def agent_benchmarks(results: Results, workdir: Path, binary: Path | None) -> No
                 f"{_ms(stats.node_cpu)} ms",
                 f"runtime {_ms(stats.runtime_cpu)} ms, wall {_ms(stats.wall)} ms",
             )
+            _node_costs(results, count, per_collector=count == LONG_RUN_CONTAINERS)
             if count == LONG_RUN_CONTAINERS:
                 _long_run(containerd.endpoint, workdir, results, binary)
         exporter_cpu, exporter_wall = _node_exporter(workdir)

@@ -120,6 +120,15 @@ def _node(node: tm.Node) -> None:
         1.0000125,
     )
     clock.tick_seconds, clock.tai_offset_seconds, clock.constant = 0.01, 37, 7.0
+    clock.time_zone, clock.time_zone_offset_seconds = "CET", 3600
+    node.os_release.update(
+        {
+            "ID": "debian",
+            "NAME": "Debian GNU/Linux",
+            "VERSION_ID": "12",
+            "VERSION_CODENAME": "bookworm",
+        }
+    )
 
 
 def _container(
