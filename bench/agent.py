@@ -96,11 +96,7 @@ def _node_exporter(workdir: Path) -> tuple[float, float]:
 
 def _grow_to(driver: CriDriver, containerd: Containerd, pods: list[object], count: int) -> None:
     def one(index: int) -> object:
-        pod = driver.run_pod(
-            f"bench-{index:03d}",
-            namespace="bench",
-            cgroup_parent=f"{containerd.cgroup_root}/bench-{index:03d}",
-        )
+        pod = driver.run_pod(f"bench-{index:03d}", namespace="bench")
         driver.run_container(pod, "sleeper", "sleep 2147483647")
         return pod
 
@@ -211,7 +207,7 @@ def agent_benchmarks(results: Results, workdir: Path, binary: Path | None) -> No
     containerd = Containerd(workdir / "containerd")
     containerd.start()
     containerd.import_images()
-    driver = CriDriver(containerd.endpoint)
+    driver = CriDriver(containerd.endpoint, containerd.cgroup_root)
     pods: list[object] = []
     try:
         per_cycle: dict[int, tuple[float, float]] = {}

@@ -29,10 +29,7 @@ CRI_TIMEOUT = 10.0
 @pytest.fixture
 def burner_pod(containerd: Containerd, driver: CriDriver) -> Iterator[PodHandle]:
     pod = driver.run_pod(
-        "burner",
-        namespace="team-a",
-        labels={"app": "burner", "tier": "batch"},
-        cgroup_parent=f"{containerd.cgroup_root}/pod-burner",
+        "burner", namespace="team-a", labels={"app": "burner", "tier": "batch"}, qos="burstable"
     )
     driver.run_container(pod, "burn", "yes > /dev/null")
     driver.run_container(pod, "idle", "sleep 100000")
@@ -132,7 +129,7 @@ def test_container_psi_comes_from_its_own_cgroup_v2_directory(
 def test_stopped_container_is_exited_and_removed_pod_disappears(
     containerd: Containerd, driver: CriDriver
 ) -> None:
-    pod = driver.run_pod("shortlived", cgroup_parent=f"{containerd.cgroup_root}/pod-short")
+    pod = driver.run_pod("shortlived")
     worker = driver.run_container(pod, "worker", "sleep 100000")
     builder = builder_for(containerd.endpoint)
     assert containers_of(builder.build(1), "shortlived")["worker"].state == (
