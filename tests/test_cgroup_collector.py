@@ -19,6 +19,7 @@ from kubensage_agent.collectors.cri import CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.cri.client import CriClient
 from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.textformat import render_text
 from kubensage_api.cri import api_pb2
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support.fake_cri import NANOS, FakeContainer, FakeCriServer, FakeRuntime
@@ -384,3 +385,15 @@ def test_limits_from_cri_status_when_the_runtime_fills_it(node_on: MakeNode) -> 
     assert limits.cpu_cores == pytest.approx(0.25)  # the status, not the spec's 2 cores
     assert limits.memory_bytes == 512 * 1024**2
     assert not limits.HasField("cpu_shares")  # the status said nothing of shares
+
+
+def test_text_output_shows_cache_throttling_and_oom_kills(node_on: MakeNode) -> None:
+    node = v2_node(node_on, V2_SYSTEMD)
+    pods, _ = node.collector.collect(time.monotonic() + TIMEOUT)
+    text = render_text(tm.Metrics(pods=pods))
+    header, *rows = text.splitlines()[2:]
+    assert header.split()[-3:] == ["CACHE(MiB)", "THROTTLED", "OOM"]
+    postgres = next(row for row in rows if "postgres" in row).split()
+    assert postgres[-3:] == [f"{26672709632 / 1024**2:.1f}", "38%", "2"]  # 1597 of 4213
+    redis = next(row for row in rows if "redis" in row).split()
+    assert redis[-2:] == ["-", "0"]  # no CFS periods: no quota
