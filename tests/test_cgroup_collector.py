@@ -50,6 +50,18 @@ CONTAINERD_PATHS = {
 V1_ID = (V1 / "cri/container-id").read_text().strip()
 
 
+def limits_of(container: tm.Container) -> tuple[float, int, int, int, int]:
+    """Cores, CFS quota and period, shares, memory limit."""
+    limits = container.limits
+    return (
+        limits.cpu_cores,
+        limits.cpu_quota_micros,
+        limits.cpu_period_micros,
+        limits.cpu_shares,
+        limits.memory_bytes,
+    )
+
+
 class Node:
     """A fake runtime on a host root copied from a fixture tree, and a collector for it."""
 
@@ -146,14 +158,7 @@ def test_v2_systemd_containerd_container_has_every_cgroup_figure(node_on: MakeNo
     assert pressure["cpu"].some.total_seconds == pytest.approx(230.548833)
     assert pressure["io"].full.avg10 == pytest.approx(0.80)
     # containerd 1.6 leaves CRI status resources empty: limits come from the runtime spec
-    limits = app.limits
-    assert limits.cpu_cores == pytest.approx(2.0)
-    assert (limits.cpu_quota_micros, limits.cpu_period_micros, limits.cpu_shares) == (
-        200000,
-        100000,
-        2048,
-    )
-    assert limits.memory_bytes == 64 * 1024**3
+    assert limits_of(app) == (2.0, 200000, 100000, 2048, 64 * 1024**3)
 
 
 @pytest.mark.parametrize("tree", [V2_SYSTEMD, V2_CGROUPFS], ids=["systemd", "cgroupfs"])
@@ -397,3 +402,18 @@ def test_text_output_shows_cache_throttling_and_oom_kills(node_on: MakeNode) -> 
     assert postgres[-3:] == [f"{26672709632 / 1024**2:.1f}", "38%", "2"]  # 1597 of 4213
     redis = next(row for row in rows if "redis" in row).split()
     assert redis[-2:] == ["-", "0"]  # no CFS periods: no quota
+
+
+def test_a_cgroups_path_that_cannot_be_mapped_costs_only_cgroup_figures(
+    node_on: MakeNode,
+) -> None:
+    node = node_on(V2_SYSTEMD)
+    node.runtime.add_pod("s1", "db-0", "shop")
+    bad = node.info("containerd").replace(V2_CONTAINER.split("/")[-2], "kubepods--burstable.slice")
+    node.container(CONTAINERD_ID, "s1", "postgres", usage_ns=NANOS, info=bad)
+    for _ in range(2):
+        app = node.collect()[CONTAINERD_ID]
+        assert app.cgroup_path == "" and not app.cpu.HasField("cfs_periods_total")
+        assert app.cpu.usage_seconds_total == pytest.approx(1.0)
+    assert node.errors.totals[COLLECTOR] == 1  # looked up once, counted once
+    assert "cgroup:cgroupsPath" in node.errors.once.active()

@@ -48,7 +48,9 @@ class CgroupCollector:
         try:
             relative = cgroup_relative_path(cgroups_path)
         except ValueError as exc:
-            self._failed("cgroupsPath", exc)
+            # looked up once per container: logged once for the agent's lifetime
+            self.errors.totals[COLLECTOR] += 1
+            self.errors.once.problem("cgroup:cgroupsPath", f"container cgroup unknown: {exc}")
             return ""
         return relative
 

@@ -19,6 +19,7 @@ from tests.integration.test_containerd_agent import builder_for, collect_json
 from tests.support.containerd import Containerd
 from tests.support.cri_driver import CriDriver, PodHandle, Resources
 from tests.support.processes import eventually
+from tests.test_cgroup_collector import limits_of
 
 MIB = 1024 * 1024
 # more than the 64 MiB limit in one allocation: the kernel OOM-kills the allocating process
@@ -104,14 +105,7 @@ def test_cpu_limited_busy_loop_is_throttled(
     assert cpu["source"] == "cri" and spin["memory"]["source"] == "cri"
     assert spin["cgroup_path"] == f"{parent}/{container_id}"
     assert user_and_system_add_up(after)
-    limits = after.limits
-    assert limits.cpu_cores == pytest.approx(0.5)
-    assert (limits.cpu_quota_micros, limits.cpu_period_micros, limits.cpu_shares) == (
-        50000,
-        100000,
-        256,
-    )
-    assert limits.memory_bytes == 64 * MIB
+    assert limits_of(after) == (0.5, 50000, 100000, 256, 64 * MIB)
     assert after.tasks.threads >= 3  # three loops (the shell execs the last)
     assert after.tasks.threads_max == 512
 
