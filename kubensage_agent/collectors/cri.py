@@ -3,7 +3,9 @@
 Each cycle: ListPodSandbox, ListContainers, ListContainerStats, ListPodSandboxStats
 and ImageFsInfo; ContainerStatus/PodSandboxStatus only for what is new or changed
 (their answers are cached per id). Every call shares one cycle deadline; a failed
-call costs only the fields it would have given.
+call costs only the fields it would have given. A running container's cgroup, named by
+its verbose status, adds what CRI does not carry (collectors/cgroup.py); which source
+wins where both give a figure is decided in collectors/container_stats.py.
 """
 
 from __future__ import annotations
