@@ -4,7 +4,10 @@ drivers), runtimes answering as containerd and CRI-O do (a fake CRI server)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -417,3 +420,45 @@ def test_a_cgroups_path_that_cannot_be_mapped_costs_only_cgroup_figures(
         assert app.cpu.usage_seconds_total == pytest.approx(1.0)
     assert node.errors.totals[COLLECTOR] == 1  # looked up once, counted once
     assert "cgroup:cgroupsPath" in node.errors.once.active()
+
+
+def test_collect_command_with_host_root_on_a_v2_node(node_on: MakeNode) -> None:
+    node = v2_node(node_on, V2_SYSTEMD)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubensage_agent",
+            "collect",
+            "--format",
+            "json",
+            "--sample-interval",
+            "0",
+            "--host-root",
+            str(node.root),
+            "--cri-socket",
+            node.server.endpoint,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    containers = {c["id"]: c for p in report["pods"] for c in p["containers"]}
+    app = containers[CONTAINERD_ID]
+    assert app["cgroup_path"] == V2_CONTAINER
+    assert app["cpu"]["cfs_throttled_periods_total"] == "1597"
+    assert app["memory"]["oom_kills"] == "2" and app["tasks"]["threads"] == "17"
+    assert containers[CRIO_ID]["block_io"] == [
+        {
+            "device": "sdb",
+            "major": 8,
+            "minor": 16,
+            "reads": "192",
+            "writes": "353",
+            "read_bytes": "1459200",
+            "written_bytes": "314773504",
+        }
+    ]
