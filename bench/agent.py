@@ -204,16 +204,12 @@ def _node_exporter(workdir: Path) -> tuple[float, float]:
         exporter.stop()
 
 
-def _grow_to(driver: CriDriver, containerd: Containerd, pods: list[object], count: int) -> None:
+def _grow_to(driver: CriDriver, pods: list[object], count: int) -> None:
     """Pods as the kubelet makes them: a cgroup parent under kubepods/<qos>/pod<uid>
     (without one, containerd answers pod stats from another code path)."""
 
     def one(index: int) -> object:
-        pod = driver.run_pod(
-            f"bench-{index:03d}",
-            namespace="bench",
-            cgroup_parent=f"{containerd.cgroup_root}/kubepods/besteffort/podbench{index:03d}",
-        )
+        pod = driver.run_pod(f"bench-{index:03d}", namespace="bench")
         driver.run_container(pod, "sleeper", "sleep 2147483647")
         return pod
 
@@ -329,14 +325,14 @@ def agent_benchmarks(results: Results, workdir: Path, binary: Path | None) -> No
     containerd = Containerd(workdir / "containerd", stats_period_seconds=10)
     containerd.start()
     containerd.import_images()
-    driver = CriDriver(containerd.endpoint)
+    driver = CriDriver(containerd.endpoint, containerd.cgroup_root)
     pods: list[object] = []
     try:
         cycles: dict[int, Cost] = {}
         bare: dict[int, Cost] = {}
         for count in CONTAINER_COUNTS:
             started, before = time.perf_counter(), len(pods)
-            _grow_to(driver, containerd, pods, count)
+            _grow_to(driver, pods, count)
             if count > before:
                 results.add(
                     "setup",

@@ -79,7 +79,7 @@ class RuntimeLink:
 
     def close(self) -> None:
         if self.collector is not None:
-            self.collector.client.close()
+            self.collector.close()
 
 
 class ReportBuilder:

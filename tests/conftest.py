@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +25,13 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must provide this: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    """A short scratch directory: unix socket paths are limited to 107 bytes, and pytest's
+    tmp_path can be longer."""
+    path = Path(os.path.join("/tmp", f"ks-{os.getpid()}-{time.monotonic_ns()}"))
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

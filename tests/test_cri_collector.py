@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,15 +21,6 @@ from tests.support.fake_cri import NANOS, FakeContainer, FakeCriServer, FakeRunt
 
 REAL = Path(__file__).parent / "fixtures" / "debian12-hybrid"
 TIMEOUT = 2.0
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    # unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer
-    path = Path(os.path.join("/tmp", f"ks-{os.getpid()}-{time.monotonic_ns()}"))
-    path.mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(sock_dir: Path, runtime: FakeRuntime) -> FakeCriServer:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from kubensage_agent.parsers.cgroup import find_cgroup2_mount, parse_unified_path
 from kubensage_agent.parsers.loadavg import parse_loadavg
 from kubensage_agent.parsers.netdev import parse_net_dev
 from kubensage_agent.parsers.osrelease import parse_os_release
@@ -96,15 +95,3 @@ def test_os_release_real_and_quoted_variants() -> None:
     assert ubuntu["NAME"] == "Ubuntu"
     assert ubuntu["ID"] == "ubuntu"
     assert "UNTERMINATED" not in ubuntu
-
-
-def test_cgroup_paths_for_hybrid_v2_and_v1_hosts() -> None:
-    assert parse_unified_path(read(REAL / "proc/self-cgroup")) == "/"
-    assert find_cgroup2_mount(read(REAL / "proc/mounts-cgroup")) == "/sys/fs/cgroup/unified"
-    assert parse_unified_path(read(VARIANTS / "cgroup-v2-pod.cgroup")) == (
-        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c.slice/"
-        "cri-containerd-4f1e.scope"
-    )
-    assert find_cgroup2_mount(read(VARIANTS / "cgroup-v2.mounts")) == "/sys/fs/cgroup"
-    assert parse_unified_path(read(VARIANTS / "cgroup-v1-only.cgroup")) is None
-    assert find_cgroup2_mount(read(VARIANTS / "cgroup-v1-only.mounts")) is None

@@ -3,31 +3,36 @@
 Each cycle: ListPodSandbox, ListContainers, ListContainerStats, ListPodSandboxStats
 and ImageFsInfo; ContainerStatus/PodSandboxStatus only for what is new or changed
 (their answers are cached per id). Every call shares one cycle deadline; a failed
-call costs only the fields it would have given.
+call costs only the fields it would have given. A running container's cgroup, named by
+its verbose status, adds what CRI does not carry (collectors/cgroup.py); which source
+wins where both give a figure is decided in collectors/container_stats.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import grpc
 
+from kubensage_agent.collectors.cgroup import CgroupCollector
+from kubensage_agent.collectors.container_stats import (
+    cgroup_usage_wanted,
+    fill_filesystem,
+    fill_stats,
+    host_cgroup_reflects,
+)
 from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.collectors.fill import fill_interface, fill_pressure, read_pressure_file
+from kubensage_agent.collectors.fill import fill_interface
 from kubensage_agent.cri.client import CriClient, CriError
+from kubensage_agent.cri.verbose import SpecResources, VerboseInfo, parse_verbose_info
 from kubensage_agent.hostfs import HostPaths, read_small
-from kubensage_agent.parsers.cgroup import find_cgroup2_mount, parse_unified_path
 from kubensage_agent.parsers.netdev import parse_net_dev
-from kubensage_agent.parsers.pressure import PressureLine, PressureStats
-from kubensage_agent.rates import CpuRateTracker, cores_from_nano_cores
+from kubensage_agent.rates import CpuRateTracker
 from kubensage_api.cri import api_pb2
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
-NANOS = 1_000_000_000
 MAX_ANNOTATION_VALUE = 4096
 CONTAINER_STATES = {
     api_pb2.CONTAINER_CREATED: tm.CONTAINER_STATE_CREATED,
@@ -39,7 +44,6 @@ POD_STATES = {
     api_pb2.SANDBOX_READY: tm.POD_STATE_READY,
     api_pb2.SANDBOX_NOTREADY: tm.POD_STATE_NOT_READY,
 }
-PSI_FILES = (("cpu", "cpu.pressure"), ("memory", "memory.pressure"), ("io", "io.pressure"))
 
 
 @dataclass
@@ -48,10 +52,9 @@ class _ContainerDetail:
 
     state: int
     status: api_pb2.ContainerStatus
-    pid: int | None
-    # the container's cgroup v2 *.pressure files under the host root, looked up once
-    pressure_files: tuple[tuple[str, str], ...] = ()
-    cgroup_known: bool = False
+    verbose: VerboseInfo
+    # the container's cgroup relative to the hierarchy root ("" when unknown)
+    cgroup_path: str
     # the parts of the Container message fixed while the container stays in `state`
     identity: tm.Container | None = None
 
@@ -66,45 +69,6 @@ class _SandboxDetail:
     identity: tm.Pod | None = None
 
 
-def _info_pid(info: dict[str, str]) -> int | None:
-    """The process id from a verbose status answer (containerd and CRI-O put it in info["info"])."""
-    raw = info.get("info")
-    if not raw:
-        return None
-    try:
-        pid = json.loads(raw).get("pid")
-    except (ValueError, AttributeError):
-        return None
-    return pid if isinstance(pid, int) and pid > 0 else None
-
-
-def _psi_from_cri(psi: api_pb2.PsiStats) -> PressureStats:
-    def line(data: api_pb2.PsiData) -> PressureLine:
-        return PressureLine(data.avg10, data.avg60, data.avg300, data.total / NANOS)
-
-    return PressureStats(
-        some=line(psi.some) if psi.HasField("some") else None,
-        full=line(psi.full) if psi.HasField("full") else None,
-    )
-
-
-def _fill_filesystem(target: tm.FilesystemUsage, usage: api_pb2.FilesystemUsage) -> None:
-    target.mountpoint = usage.fs_id.mountpoint
-    if usage.HasField("used_bytes"):
-        target.used_bytes = usage.used_bytes.value
-    if usage.HasField("inodes_used"):
-        target.inodes_used = usage.inodes_used.value
-
-
-MemoryField = Literal[
-    "working_set_bytes",
-    "usage_bytes",
-    "rss_bytes",
-    "available_bytes",
-    "page_faults",
-    "major_page_faults",
-]
-MEMORY_FIELDS: tuple[MemoryField, ...] = get_args(MemoryField)
 NetworkField = Literal["rx_bytes", "rx_errors", "tx_bytes", "tx_errors"]
 CRI_NETWORK_FIELDS: tuple[tuple[NetworkField, str], ...] = (
     ("rx_bytes", "receive_bytes"),
@@ -114,18 +78,26 @@ CRI_NETWORK_FIELDS: tuple[tuple[NetworkField, str], ...] = (
 )
 
 
-def _fill_memory(target: tm.ContainerMemory, memory: api_pb2.MemoryUsage) -> None:
-    for field in MEMORY_FIELDS:
-        if memory.HasField(field):
-            setattr(target, field, getattr(memory, field).value)
-
-
-def _fill_limits(target: tm.Container, status: api_pb2.ContainerStatus) -> None:
+def _fill_limits(
+    target: tm.Container, status: api_pb2.ContainerStatus, spec: SpecResources
+) -> None:
+    """Limits from the CRI status, or from the runtime spec when the runtime leaves the
+    status empty (containerd 1.6)."""
     linux = status.resources.linux
-    if linux.cpu_quota > 0 and linux.cpu_period > 0:
-        target.limits.cpu_cores = linux.cpu_quota / linux.cpu_period
-    if linux.memory_limit_in_bytes > 0:
-        target.limits.memory_bytes = linux.memory_limit_in_bytes
+    quota, period, shares, memory = (
+        (linux.cpu_quota, linux.cpu_period, linux.cpu_shares, linux.memory_limit_in_bytes)
+        if status.resources.HasField("linux") and linux.ByteSize() > 0
+        else (spec.cpu_quota, spec.cpu_period, spec.cpu_shares, spec.memory_limit)
+    )
+    limits = target.limits
+    if quota and quota > 0 and period and period > 0:
+        limits.cpu_cores = quota / period
+        limits.cpu_quota_micros = quota
+        limits.cpu_period_micros = period
+    if shares and shares > 0:
+        limits.cpu_shares = shares
+    if memory and memory > 0:
+        limits.memory_bytes = memory
 
 
 def _cap(values: dict[str, str]) -> dict[str, str]:
@@ -133,7 +105,7 @@ def _cap(values: dict[str, str]) -> dict[str, str]:
 
 
 def _container_identity(
-    container: api_pb2.Container, status: api_pb2.ContainerStatus | None
+    container: api_pb2.Container, detail: _ContainerDetail | None
 ) -> tm.Container:
     out = tm.Container(
         id=container.id,
@@ -145,14 +117,16 @@ def _container_identity(
         created_at_unix_nanos=container.created_at,
         labels=dict(container.labels),
     )
-    if status is not None:
+    if detail is not None:
+        status = detail.status
         out.started_at_unix_nanos = status.started_at
         out.finished_at_unix_nanos = status.finished_at
         out.exit_code = status.exit_code
         out.reason = status.reason
         if status.image.image and not out.image:
             out.image = status.image.image
-        _fill_limits(out, status)
+        _fill_limits(out, status, detail.verbose.resources)
+        out.cgroup_path = detail.cgroup_path
     return out
 
 
@@ -173,18 +147,27 @@ def _pod_identity(sandbox: api_pb2.PodSandbox, ips: list[str]) -> tm.Pod:
 
 
 class CriCollector:
-    def __init__(self, client: CriClient, paths: HostPaths, errors: CollectorErrors) -> None:
+    def __init__(
+        self,
+        client: CriClient,
+        paths: HostPaths,
+        errors: CollectorErrors,
+        cgroups: CgroupCollector | None = None,
+    ) -> None:
         self.client = client
         self.paths = paths
         self.errors = errors
+        self.cgroups = cgroups if cgroups is not None else CgroupCollector(paths, errors)
         self.rates = CpuRateTracker()
         self.cri_errors_total = 0
         self._containers: dict[str, _ContainerDetail] = {}
         self._sandboxes: dict[str, _SandboxDetail] = {}
         self._pod_stats_implemented = True
-        self._cgroup2_mount: str | None = None
-        self._cgroup2_checked = False
         self._node_netns: frozenset[int] | None = None
+
+    def close(self) -> None:
+        self.client.close()
+        self.cgroups.close()
 
     def _call(self, method: str, request: object, deadline: float) -> Any:
         """One CRI call; on failure count it, log the cause once, and return None."""
@@ -227,8 +210,9 @@ class CriCollector:
             pod = pods.get(container.pod_sandbox_id)
             if pod is None:
                 continue  # created between our two list calls; it appears next cycle
-            self._container(pod.containers.add(), container, stats.get(container.id), deadline)
+            self._container(pod, container, stats.get(container.id), deadline)
 
+        self.cgroups.end_cycle(list(pods.values()))
         self.rates.retain(c.id for c in containers)
         live = {c.id for c in containers}
         self._containers = {k: v for k, v in self._containers.items() if k in live}
@@ -267,7 +251,7 @@ class CriCollector:
         result = []
         for usage in answer.image_filesystems:
             out = tm.FilesystemUsage()
-            _fill_filesystem(out, usage)
+            fill_filesystem(out, usage)
             result.append(out)
         return result
 
@@ -284,7 +268,7 @@ class CriCollector:
             return None
         network = answer.status.network
         ips = [ip for ip in [network.ip, *(a.ip for a in network.additional_ips)] if ip]
-        pid = _info_pid(dict(answer.info))
+        pid = parse_verbose_info(answer.info).pid
         detail = _SandboxDetail(ips=ips, pid=pid, host_network=self._in_host_netns(pid))
         self._sandboxes[sandbox_id] = detail
         return detail
@@ -366,93 +350,39 @@ class CriCollector:
         )
         if not isinstance(answer, api_pb2.ContainerStatusResponse):
             return None
+        verbose = parse_verbose_info(answer.info)
         detail = _ContainerDetail(
-            state=container.state, status=answer.status, pid=_info_pid(dict(answer.info))
+            state=container.state,
+            status=answer.status,
+            verbose=verbose,
+            cgroup_path=self.cgroups.relative_path(verbose.cgroups_path),
         )
         self._containers[container.id] = detail
         return detail
 
     def _container(
         self,
-        out: tm.Container,
+        pod: tm.Pod,
         container: api_pb2.Container,
         stats: api_pb2.ContainerStats | None,
         deadline: float,
     ) -> None:
         detail = self._container_detail(container, deadline)
+        out = pod.containers.add()
         if detail is None:
             out.CopyFrom(_container_identity(container, None))
         else:
             if detail.identity is None:
-                detail.identity = _container_identity(container, detail.status)
+                detail.identity = _container_identity(container, detail)
             out.CopyFrom(detail.identity)
-        if stats is None:
-            return
-        self._cpu(out, container.id, stats.cpu)
-        if stats.HasField("memory"):
-            _fill_memory(out.memory, stats.memory)
-        if stats.HasField("writable_layer"):
-            _fill_filesystem(out.writable_layer, stats.writable_layer)
-        if stats.HasField("swap") and stats.swap.HasField("swap_usage_bytes"):
-            out.swap_usage_bytes = stats.swap.swap_usage_bytes.value
-        self._container_pressure(out, stats, detail)
-
-    def _cpu(self, out: tm.Container, key: str, cpu: api_pb2.CpuUsage) -> None:
-        if not cpu.HasField("usage_core_nano_seconds"):
-            return
-        usage_ns = cpu.usage_core_nano_seconds.value
-        out.cpu.usage_seconds_total = usage_ns / NANOS
-        timestamp = cpu.timestamp or time.time_ns()
-        rate = self.rates.observe(key, usage_ns, timestamp)
-        if rate is not None:
-            out.cpu.usage_cores = rate
-            out.cpu.rate_source = "computed"
-        elif cpu.HasField("usage_nano_cores") and cpu.usage_nano_cores.value > 0:
-            out.cpu.usage_cores = cores_from_nano_cores(cpu.usage_nano_cores.value)
-            out.cpu.rate_source = "runtime"
-
-    def _container_pressure(
-        self, out: tm.Container, stats: api_pb2.ContainerStats, detail: _ContainerDetail | None
-    ) -> None:
-        from_cri = [
-            (resource, usage.psi)
-            for resource, usage in (("cpu", stats.cpu), ("memory", stats.memory), ("io", stats.io))
-            if usage.HasField("psi")
-        ]
-        if from_cri:
-            for resource, psi in from_cri:
-                fill_pressure(out.pressure.add(), resource, _psi_from_cri(psi))
-            return
-        if detail is None or detail.pid is None or out.state != tm.CONTAINER_STATE_RUNNING:
-            return
-        if not detail.cgroup_known:
-            cgroup_dir = self._cgroup_dir(detail.pid)
-            if cgroup_dir is not None:
-                folder = str(self.paths.path(cgroup_dir))
-                detail.pressure_files = tuple(
-                    (resource, f"{folder}/{filename}") for resource, filename in PSI_FILES
-                )
-            detail.cgroup_known = True
-        with self.errors.guard("container_pressure"):
-            for resource, path in detail.pressure_files:
-                pressure = read_pressure_file(path)
-                if pressure is not None:
-                    fill_pressure(out.pressure.add(), resource, pressure)
-
-    def _cgroup_dir(self, pid: int) -> str | None:
-        """The container's cgroup v2 directory (host-absolute), or None on a cgroup v1-only host."""
-        if not self._cgroup2_checked:
-            self._cgroup2_checked = True
-            try:
-                self._cgroup2_mount = find_cgroup2_mount(self.paths.proc("1", "mounts").read_text())
-            except OSError:
-                self._cgroup2_mount = None
-        if self._cgroup2_mount is None:
-            return None
-        try:
-            unified = parse_unified_path(read_small(self.paths.proc(str(pid), "cgroup")))
-        except OSError:
-            return None  # the process exited between the stats call and now
-        if unified is None:
-            return None
-        return self._cgroup2_mount.rstrip("/") + unified
+        sample = None
+        if (
+            detail is not None
+            and container.state == api_pb2.CONTAINER_RUNNING
+            and host_cgroup_reflects(pod.runtime_handler, detail.verbose.runtime_type)
+        ):
+            sample = self.cgroups.sample(
+                container.id, detail.cgroup_path, usage=cgroup_usage_wanted(stats)
+            )
+        fill_stats(out, stats, sample, self.rates, self.cgroups.devices)
+        self.cgroups.observe_oom_kills(pod.sandbox_id, out, sample)

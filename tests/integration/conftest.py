@@ -40,6 +40,6 @@ def containerd() -> Iterator[Containerd]:
 
 @pytest.fixture
 def driver(containerd: Containerd) -> Iterator[CriDriver]:
-    cri = CriDriver(containerd.endpoint)
+    cri = CriDriver(containerd.endpoint, containerd.cgroup_root)
     yield cri
     cri.close()

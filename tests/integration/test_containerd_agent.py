@@ -16,7 +16,8 @@ import pytest
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
 from kubensage_agent.hostfs import HostPaths
-from kubensage_agent.parsers.cgroup import find_cgroup2_mount
+from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
+from kubensage_agent.parsers.pressure import parse_pressure
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support.containerd import Containerd
@@ -28,10 +29,7 @@ CRI_TIMEOUT = 10.0
 @pytest.fixture
 def burner_pod(containerd: Containerd, driver: CriDriver) -> Iterator[PodHandle]:
     pod = driver.run_pod(
-        "burner",
-        namespace="team-a",
-        labels={"app": "burner", "tier": "batch"},
-        cgroup_parent=f"{containerd.cgroup_root}/pod-burner",
+        "burner", namespace="team-a", labels={"app": "burner", "tier": "batch"}, qos="burstable"
     )
     driver.run_container(pod, "burn", "yes > /dev/null")
     driver.run_container(pod, "idle", "sleep 100000")
@@ -94,7 +92,8 @@ def test_collect_reports_burner_at_one_core_and_idle_at_zero(
     idle_cores = idle["cpu"].get("usage_cores", 0.0)
     print(f"burner {burn['cpu']['usage_cores']:.3f} cores, idle {idle_cores:.4f}")
     assert burn["cpu"]["usage_cores"] == pytest.approx(1.0, rel=0.2)
-    assert burn["cpu"]["rate_source"] == "computed"
+    # containerd computes usage_nano_cores from its previous ListContainerStats sample
+    assert burn["cpu"]["rate_source"] == "runtime"
     assert idle_cores < 0.05
     assert burn["state"] == "CONTAINER_STATE_RUNNING"
     assert burn["image"].endswith("kubensage/busybox:test")
@@ -103,25 +102,34 @@ def test_collect_reports_burner_at_one_core_and_idle_at_zero(
     assert report["image_filesystems"]
 
 
-def test_container_psi_comes_from_cgroup_v2_when_the_host_has_it(
+def test_container_psi_comes_from_its_own_cgroup_v2_directory(
     containerd: Containerd, burner_pod: PodHandle
 ) -> None:
-    mount = find_cgroup2_mount(Path("/proc/1/mounts").read_text())
-    pressure_file = f"{mount}{containerd.cgroup_root}/pod-burner/cpu.pressure" if mount else ""
+    """PSI is read where the runtime's cgroupsPath leads in the cgroup2 mount (on this
+    hybrid host runc puts each container there too), never the hierarchy root's."""
+    unified = [
+        m for m in parse_cgroup_mounts(Path("/proc/1/mountinfo").read_text()) if m.version == 2
+    ]
     builder = builder_for(containerd.endpoint)
-    report = builder.build(1)
-    burn = containers_of(report, "burner")["burn"]
-    print(f"cgroup2 mount {mount}, pod pressure file present: {Path(pressure_file).exists()}")
-    if mount and Path(pressure_file).exists():
-        assert {p.resource for p in burn.pressure} >= {"cpu", "memory", "io"}
-    else:
-        assert len(burn.pressure) == 0
+    first = containers_of(builder.build(1), "burner")["burn"]
+    own = Path(f"{unified[0].mountpoint}{first.cgroup_path}/cpu.pressure") if unified else None
+    before = parse_pressure(own.read_text()).some if own and own.exists() else None
+    burn = containers_of(builder.build(2), "burner")["burn"]
+    print(f"cgroup2 at {unified[0].mountpoint if unified else None}, container file {own}")
+    if before is None:
+        assert len(burn.pressure) == 0  # a v1-only container has no PSI, not the root's
+        return
+    after = parse_pressure(own.read_text()).some  # type: ignore[union-attr]
+    assert after is not None
+    cpu = next(p for p in burn.pressure if p.resource == "cpu")
+    assert before.total_seconds <= cpu.some.total_seconds <= after.total_seconds
+    assert {p.resource for p in burn.pressure} == {"cpu", "memory", "io"}
 
 
 def test_stopped_container_is_exited_and_removed_pod_disappears(
     containerd: Containerd, driver: CriDriver
 ) -> None:
-    pod = driver.run_pod("shortlived", cgroup_parent=f"{containerd.cgroup_root}/pod-short")
+    pod = driver.run_pod("shortlived")
     worker = driver.run_container(pod, "worker", "sleep 100000")
     builder = builder_for(containerd.endpoint)
     assert containers_of(builder.build(1), "shortlived")["worker"].state == (

@@ -92,9 +92,7 @@ def stack(containerd: Containerd, tmp_path: Path) -> Iterator[Stack]:
 def test_prometheus_sees_the_burner_at_one_core_and_series_vanish_with_the_pod(
     stack: Stack, containerd: Containerd, driver: CriDriver
 ) -> None:
-    pod = driver.run_pod(
-        "e2e-burner", namespace="e2e", cgroup_parent=f"{containerd.cgroup_root}/pod-e2e"
-    )
+    pod = driver.run_pod("e2e-burner", namespace="e2e")
     driver.run_container(pod, "e2e-burn", "yes > /dev/null")
     try:
         selector = 'kubensage_container_cpu_usage_seconds_total{container="e2e-burn"}'

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import psutil
 
+from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
 from kubensage_api.cri import api_pb2, api_pb2_grpc
 from tests.support.oci_image import build_image_archive
 
@@ -56,6 +57,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "{root}/cni/bin"
     conf_dir = "{root}/cni/conf"
 """
+
+
+def _subtree_controllers(mountpoint: str) -> list[str]:
+    try:
+        return Path(mountpoint, "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return []
 
 
 def binaries_present() -> list[str]:
@@ -146,6 +154,35 @@ class Containerd:
                 capture_output=True,
                 timeout=60,
             )
+
+    def count_block_io(self, device: str) -> None:
+        """Have a cgroup v1 kernel count block I/O per cgroup on `device` ("MAJ:MIN").
+
+        Recent kernels fill blkio.throttle.io_service_bytes / io_serviced only on devices
+        where blk-throttle holds a rule, so this sets one without a limit on the test's
+        cgroup root, as a node's admin would. cgroup v2 (io.stat) always counts.
+        """
+        for mount in parse_cgroup_mounts(Path("/proc/self/mountinfo").read_text()):
+            if mount.version == 1 and "blkio" in mount.options:
+                root = Path(mount.mountpoint + self.cgroup_root)
+                root.mkdir(exist_ok=True)
+                (root / "blkio.throttle.write_bps_device").write_text(f"{device} {2**64 - 1}\n")
+                return
+
+    def favour_cpu(self) -> None:
+        """Give the test's cgroup root the largest CPU weight, as a node gives kubepods
+        most of it: on a machine busy with other work, its pods still get the CPU their
+        limits allow (and so reach those limits)."""
+        for mount in parse_cgroup_mounts(Path("/proc/self/mountinfo").read_text()):
+            if mount.version == 1 and "cpu" in mount.options:
+                setting, value = "cpu.shares", "262144"
+            elif mount.version == 2 and "cpu" in _subtree_controllers(mount.mountpoint):
+                setting, value = "cpu.weight", "10000"
+            else:
+                continue
+            root = Path(mount.mountpoint + self.cgroup_root)
+            root.mkdir(exist_ok=True)
+            (root / setting).write_text(value + "\n")
 
     def restart(self, timeout: float = 30.0) -> None:
         """Stop only the daemon (shims and containers keep running) and start it again."""

@@ -1,4 +1,9 @@
-"""Create real pods and containers over CRI, the way the kubelet does, for integration tests."""
+"""Create real pods and containers over CRI, the way the kubelet does, for integration tests.
+
+Pods get the cgroup parent the kubelet's cgroupfs driver gives them, under a test root:
+`<root>/kubepods/pod<uid>` (Guaranteed), `<root>/kubepods/burstable/pod<uid>`,
+`<root>/kubepods/besteffort/pod<uid>`; containers carry their CPU and memory resources.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,27 @@ from kubensage_api.cri import api_pb2, api_pb2_grpc
 from tests.support.containerd import WORKLOAD_IMAGE
 
 RPC_TIMEOUT = 60
+CFS_PERIOD_MICROS = 100_000
+QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
+# the kubelet's cpu.shares for a container without a CPU request
+MIN_SHARES = 2
+
+
+@dataclass(frozen=True)
+class Resources:
+    """A container's requests and limits, turned into what the kubelet sends over CRI."""
+
+    cpu_request: float = 0.0
+    cpu_limit: float = 0.0
+    memory_limit: int = 0
+
+    def linux(self) -> api_pb2.LinuxContainerResources:
+        return api_pb2.LinuxContainerResources(
+            cpu_period=CFS_PERIOD_MICROS if self.cpu_limit else 0,
+            cpu_quota=int(self.cpu_limit * CFS_PERIOD_MICROS),
+            cpu_shares=max(MIN_SHARES, int(self.cpu_request * 1024)),
+            memory_limit_in_bytes=self.memory_limit,
+        )
 
 
 @dataclass
@@ -21,19 +47,26 @@ class PodHandle:
 
 
 class CriDriver:
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, cgroup_root: str) -> None:
         self.channel = grpc.insecure_channel(endpoint)
         self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)
+        self.cgroup_root = cgroup_root
 
     def close(self) -> None:
         self.channel.close()
+
+    def cgroup_parent(self, qos: str, uid: str) -> str:
+        if qos not in QOS_CLASSES:
+            raise ValueError(f"unknown QoS class {qos!r}")
+        classes = "" if qos == "guaranteed" else f"/{qos}"
+        return f"{self.cgroup_root}/kubepods{classes}/pod{uid}"
 
     def run_pod(
         self,
         name: str,
         namespace: str = "default",
         labels: dict[str, str] | None = None,
-        cgroup_parent: str = "",
+        qos: str = "besteffort",
     ) -> PodHandle:
         uid = str(uuid.uuid4())
         config = api_pb2.PodSandboxConfig(
@@ -45,7 +78,7 @@ class CriDriver:
                 **(labels or {}),
             },
             linux=api_pb2.LinuxPodSandboxConfig(
-                cgroup_parent=cgroup_parent,
+                cgroup_parent=self.cgroup_parent(qos, uid),
                 security_context=api_pb2.LinuxSandboxSecurityContext(
                     namespace_options=api_pb2.NamespaceOption(network=api_pb2.NODE)
                 ),
@@ -56,10 +89,18 @@ class CriDriver:
         )
         return PodHandle(sandbox_id=response.pod_sandbox_id, config=config)
 
-    def run_container(self, pod: PodHandle, name: str, script: str) -> str:
+    def run_container(
+        self,
+        pod: PodHandle,
+        name: str,
+        script: str,
+        resources: Resources | None = None,
+        attempt: int = 0,
+    ) -> str:
+        """Create and start a container; `attempt` > 0 is the kubelet's restart of `name`."""
         meta = pod.config.metadata
         config = api_pb2.ContainerConfig(
-            metadata=api_pb2.ContainerMetadata(name=name),
+            metadata=api_pb2.ContainerMetadata(name=name, attempt=attempt),
             image=api_pb2.ImageSpec(image=WORKLOAD_IMAGE),
             command=["/bin/sh", "-c", script],
             labels={
@@ -68,6 +109,7 @@ class CriDriver:
                 "io.kubernetes.pod.namespace": meta.namespace,
                 "io.kubernetes.pod.uid": meta.uid,
             },
+            linux=api_pb2.LinuxContainerConfig(resources=(resources or Resources()).linux()),
         )
         created = self.runtime.CreateContainer(
             api_pb2.CreateContainerRequest(

@@ -35,6 +35,12 @@ class FakeContainer:
     pid: int | None = None
     memory_limit: int = 0
     cpu_quota: int = 0
+    attempt: int = 0
+    reason: str = "OOMKilled"  # given once exited
+    # the verbose status document (info["info"]) as the runtime writes it
+    info: str | None = None
+    # CRI status carries no resources (containerd 1.6): limits only in the runtime spec
+    status_resources: bool = True
 
 
 @dataclass
@@ -53,8 +59,15 @@ class FakeRuntime:
     remaining_at_entry: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_pod(self, sandbox_id: str, name: str, namespace: str = "default") -> None:
-        self.pods[sandbox_id] = {"name": name, "namespace": namespace, "uid": f"uid-{sandbox_id}"}
+    def add_pod(
+        self, sandbox_id: str, name: str, namespace: str = "default", runtime_handler: str = ""
+    ) -> None:
+        self.pods[sandbox_id] = {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{sandbox_id}",
+            "runtime_handler": runtime_handler,
+        }
 
     def enter(self, method: str, context: grpc.ServicerContext) -> None:
         with self.lock:
@@ -105,6 +118,7 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                 created_at=1_700_000_000 * NANOS,
                 labels={"app": pod["name"]},
                 annotations={"big": "x" * 10_000},
+                runtime_handler=pod["runtime_handler"],
             )
             for sid, pod in self.rt.pods.items()
         ]
@@ -130,7 +144,7 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                 api_pb2.Container(
                     id=c.id,
                     pod_sandbox_id=c.sandbox_id,
-                    metadata=api_pb2.ContainerMetadata(name=c.name),
+                    metadata=api_pb2.ContainerMetadata(name=c.name, attempt=c.attempt),
                     image=api_pb2.ImageSpec(image="registry.local/app:1"),
                     image_ref="sha256:feed",
                     state=c.state,
@@ -145,22 +159,28 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         self.rt.enter("ContainerStatus", context)
         c = next(c for c in self.rt.containers if c.id == request.container_id)
         info = {"info": json.dumps({"pid": c.pid})} if c.pid else {}
+        if c.info is not None:
+            info = {"info": c.info}
+        exited = c.state == api_pb2.CONTAINER_EXITED
+        resources = api_pb2.ContainerResources()
+        if c.status_resources:
+            resources.linux.CopyFrom(
+                api_pb2.LinuxContainerResources(
+                    cpu_period=100_000 if c.cpu_quota else 0,
+                    cpu_quota=c.cpu_quota,
+                    memory_limit_in_bytes=c.memory_limit,
+                )
+            )
         return api_pb2.ContainerStatusResponse(
             status=api_pb2.ContainerStatus(
                 id=c.id,
                 metadata=api_pb2.ContainerMetadata(name=c.name),
                 state=c.state,
                 started_at=1_700_000_200 * NANOS,
-                finished_at=1_700_000_300 * NANOS if c.state == api_pb2.CONTAINER_EXITED else 0,
-                exit_code=137 if c.state == api_pb2.CONTAINER_EXITED else 0,
-                reason="OOMKilled" if c.state == api_pb2.CONTAINER_EXITED else "",
-                resources=api_pb2.ContainerResources(
-                    linux=api_pb2.LinuxContainerResources(
-                        cpu_period=100_000 if c.cpu_quota else 0,
-                        cpu_quota=c.cpu_quota,
-                        memory_limit_in_bytes=c.memory_limit,
-                    )
-                ),
+                finished_at=1_700_000_300 * NANOS if exited else 0,
+                exit_code=137 if exited else 0,
+                reason=c.reason if exited else "",
+                resources=resources,
             ),
             info=info,
         )
