@@ -123,24 +123,30 @@ def _cell(row: Row, resource: str, which: str) -> str:
     return f"{_human(resource, current)} -> {new}"
 
 
-def _evidence_text(row: Row) -> str:
-    e = row.evidence
+def _basis_text(row: Row) -> str:
     if row.cpu.status != OK:
         return f"{row.cpu.status}: {row.cpu.basis}"
-    parts = [
-        f"cpu {row.cpu.basis} {_human('cpu', e.cpu_percentile)} peak {_human('cpu', e.cpu_peak)}",
-        f"mem {row.memory.basis}, peak {_human('memory', e.memory_peak)}",
-        f"{e.history_days:.1f}d/{e.cpu_steps} steps",
-        "oom n/a" if e.oom_kills is None else f"oom {e.oom_kills:.0f}",
-    ]
+    return f"cpu {row.cpu.basis}; memory {row.memory.basis}"
+
+
+def _evidence_text(row: Row, percentile: float) -> str:
+    e = row.evidence
     ratio = e.throttled_ratio
-    parts.append("throttled n/a" if ratio is None else f"throttled {ratio:.1%}")
-    return "; ".join(parts)
+    return "; ".join(
+        [
+            f"cpu p{percentile:g} {_human('cpu', e.cpu_percentile)} "
+            f"peak {_human('cpu', e.cpu_peak)}",
+            f"memory peak {_human('memory', e.memory_peak)}",
+            f"{e.history_days:.1f}d",
+            "oom n/a" if e.oom_kills is None else f"oom {e.oom_kills:.0f}",
+            "throttled n/a" if ratio is None else f"throttled {ratio:.1%}",
+        ]
+    )
 
 
 def table(report: Report) -> str:
     header = ["NAMESPACE", "WORKLOAD", "KIND", "CONTAINER", "CPU REQUEST", "CPU LIMIT"]
-    header += ["MEMORY REQUEST", "MEMORY LIMIT", "EVIDENCE"]
+    header += ["MEMORY REQUEST", "MEMORY LIMIT", "BASIS", "EVIDENCE"]
     with_cost = report.prices.any
     if with_cost:
         header.append("COST/MONTH")
@@ -149,7 +155,7 @@ def table(report: Report) -> str:
         key = row.evidence.key
         line = [key.namespace, key.workload, key.workload_kind, key.container]
         line += [_cell(row, r, w) for r in RESOURCES for w in ("request", "limit")]
-        line.append(_evidence_text(row))
+        line += [_basis_text(row), _evidence_text(row, report.strategy.cpu_percentile)]
         if with_cost:
             cost = row.monthly_cost_difference
             line.append("n/a" if cost is None else f"{cost:+.2f}")

@@ -84,7 +84,7 @@ def recommend_cpu(evidence: Evidence, strategy: Strategy) -> Advice:
     throttled = evidence.throttled_ratio
     if throttled is not None and throttled >= strategy.throttling_threshold:
         value = max(evidence.cpu_peak, evidence.cpu_percentile)
-        basis = f"peak: throttled in {throttled:.1%} of CFS periods"
+        basis = f"peak (throttled {throttled:.1%})"
     else:
         value = evidence.cpu_percentile
         basis = f"p{strategy.cpu_percentile:g}"

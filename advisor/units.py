@@ -28,9 +28,11 @@ def parse_duration(text: str) -> int:
 
 
 def promql_duration(seconds: int) -> str:
-    """The shortest Prometheus duration naming exactly `seconds` (which must be > 0)."""
+    """A Prometheus duration naming exactly `seconds`, in days at most ("14d", "1d12h")."""
     parts = []
     for unit, size in _DURATION_UNITS.items():
+        if unit in "yw":
+            continue  # "2w" for 14 days is exact but reads worse than "14d"
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")
