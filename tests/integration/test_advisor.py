@@ -20,17 +20,29 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require
+from tests.support.fake_kube import FakeKubeApi
 from tests.support.history import DAY, MIB, STEP, Series, build_history, history_prometheus
-from tests.support.processes import Prometheus, free_port
+from tests.support.processes import (
+    Prometheus,
+    Service,
+    eventually,
+    free_port,
+    http_get,
+    python_module,
+)
 from tests.support.shapes import WINDOW, shop
 
 GIB = 1024 * MIB
@@ -382,3 +394,208 @@ def test_prometheus_that_is_not_there_is_a_clear_error() -> None:
     assert_clean_failure(result, 1, "cannot reach Prometheus at http://127.0.0.1:")
     bad = advisor("recommend", "--prometheus-url", "ftp://example")
     assert_clean_failure(bad, 2, "is not an http(s) URL")
+
+
+# -- serve: leader election, failover, staleness ----------------------------------------------
+
+
+def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples by name from one replica's /metrics ({} when it does not answer)."""
+    try:
+        status, body = http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    except OSError:
+        return {}
+    assert status == 200
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def value(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float | None:
+    for found, number in samples.get(name, []):
+        if all(found.get(k) == v for k, v in labels.items()):
+            return number
+    return None
+
+
+def recommendations(samples: dict[str, list[tuple[dict[str, str], float]]]) -> dict[str, float]:
+    return {
+        f"{name}{sorted(labels.items())}": number
+        for name, found in samples.items()
+        if name.startswith("kubensage_recommendation_")
+        for labels, number in found
+    }
+
+
+API_CPU = {"namespace": "shop", "workload": "api", "container": "app", "resource": "cpu"}
+LEASE_ARGS = ("--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5")
+
+
+def replica(workdir: Path, name: str, prometheus_url: str, *extra: str) -> tuple[Service, int]:
+    port = free_port()
+    service = Service(
+        name,
+        python_module(
+            "advisor",
+            "serve",
+            "--prometheus-url",
+            prometheus_url,
+            "--metrics-address",
+            f"127.0.0.1:{port}",
+            "--interval",
+            "1h",
+            *extra,
+        ),
+        workdir,
+    )
+    return service, port
+
+
+def test_two_replicas_elect_one_leader_and_fail_over(history: History, tmp_path: Path) -> None:
+    api = FakeKubeApi().start()
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    lease_args = ("--kubeconfig", str(kubeconfig), "--lease-namespace", "kubensage", *LEASE_ARGS)
+    replicas = {
+        name: replica(tmp_path, name, history.prometheus.url, "--identity", name, *lease_args)
+        for name in ("advisor-a", "advisor-b")
+    }
+    try:
+        for service, port in replicas.values():
+            service.start().wait_http(f"http://127.0.0.1:{port}/readyz")
+
+        def leaders() -> list[str]:
+            return [
+                n
+                for n, (_, p) in replicas.items()
+                if value(scrape(p), "kubensage_advisor_leader") == 1
+            ]
+
+        (leader,) = eventually(lambda: leaders() if len(leaders()) == 1 else None, timeout=60)
+        (follower,) = set(replicas) - {leader}
+        lease = api.lease("kubensage", "kubensage-advisor")
+        assert lease is not None and lease["spec"]["holderIdentity"] == leader
+        leader_port, follower_port = replicas[leader][1], replicas[follower][1]
+        served = eventually(
+            lambda: value(scrape(leader_port), "kubensage_recommendation_request", **API_CPU),
+            timeout=120,
+        )
+        assert 0.25 < served < 0.31  # p95 of the api's 0.25..0.30 cores
+        follower_samples = scrape(follower_port)
+        assert recommendations(follower_samples) == {}  # a sum over replicas counts once
+        assert value(follower_samples, "kubensage_advisor_leader") == 0
+        assert http_get(f"http://127.0.0.1:{follower_port}/readyz")[0] == 200
+        assert leaders() == [leader]
+
+        before = api.lease("kubensage", "kubensage-advisor")
+        assert before is not None
+        replicas[leader][0].process.kill()  # no release: the lease must expire
+        replicas[leader][0].stop()
+        eventually(lambda: leaders() == [follower], timeout=60)
+        after = api.lease("kubensage", "kubensage-advisor")
+        assert after is not None and after["spec"]["holderIdentity"] == follower
+        assert after["spec"]["leaseTransitions"] == before["spec"]["leaseTransitions"] + 1
+        # never before the old holder's lease ran out
+        last_renew = datetime.fromisoformat(before["spec"]["renewTime"])
+        acquired = datetime.fromisoformat(after["spec"]["acquireTime"])
+        assert (acquired - last_renew).total_seconds() >= before["spec"][
+            "leaseDurationSeconds"
+        ] - 0.5
+        taken_over = eventually(
+            lambda: value(scrape(follower_port), "kubensage_recommendation_request", **API_CPU),
+            timeout=120,
+        )
+        assert taken_over == pytest.approx(served, rel=0.05)
+        # a clean stop hands the lease back at once
+        assert replicas[follower][0].stop() == 0
+        released = api.lease("kubensage", "kubensage-advisor")
+        assert released is not None and not released["spec"].get("holderIdentity")
+    finally:
+        for service, _ in replicas.values():
+            service.stop()
+        api.stop()
+
+
+class _Switch:
+    """A proxy in front of the real Prometheus that can be made to answer 503."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.broken = threading.Event()
+        switch = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, answer = 503, b"overloaded"
+                if not switch.broken.is_set():
+                    request = urllib.request.Request(
+                        switch.upstream + self.path,
+                        data=body,
+                        method="POST",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    )
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        status, answer = response.status, response.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_serve_keeps_the_last_recommendations_marked_stale(
+    history: History, tmp_path: Path
+) -> None:
+    switch = _Switch(history.prometheus.url)
+    service, port = replica(tmp_path, "advisor", switch.url, "--no-leader-election")
+    service.argv[service.argv.index("1h")] = "2s"
+    try:
+        service.start().wait_http(f"http://127.0.0.1:{port}/readyz")
+        first = eventually(lambda: recommendations(scrape(port)), timeout=120)
+        samples = scrape(port)
+        assert value(samples, "kubensage_advisor_leader") == 1
+        assert value(samples, "kubensage_advisor_recommendations_stale") == 0
+        succeeded = value(samples, "kubensage_advisor_last_success_timestamp_seconds")
+        assert succeeded and succeeded > 0
+
+        switch.broken.set()
+        stale = eventually(
+            lambda: (
+                (s := scrape(port))
+                and value(s, "kubensage_advisor_recommendations_stale") == 1
+                and s
+            ),
+            timeout=60,
+        )
+        assert value(stale, "kubensage_advisor_query_errors_total", reason="http_error") >= 1
+        assert value(stale, "kubensage_advisor_last_success_timestamp_seconds") <= (
+            value(scrape(port), "kubensage_advisor_last_success_timestamp_seconds") or 0
+        )
+        assert set(recommendations(stale)) == set(first)  # still served
+
+        switch.broken.clear()
+        eventually(
+            lambda: value(scrape(port), "kubensage_advisor_recommendations_stale") == 0, timeout=60
+        )
+        assert value(scrape(port), "kubensage_advisor_last_success_timestamp_seconds") > succeeded
+        assert service.stop() == 0
+    finally:
+        service.stop()
+        switch.close()
