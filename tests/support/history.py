@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tests.support.processes import Prometheus, free_port
 
@@ -80,54 +81,85 @@ def sample_times(pod: Pod, interval: int) -> range:
     return range(pod.start, pod.end + 1, interval)
 
 
-def series_of(workload: Workload, interval: int, end: int, resources_from: int) -> Iterator[Series]:
-    """Every series of one workload; request/limit gauges only from `resources_from` on."""
+CPU = "kubensage_container_cpu_usage_seconds_total"
+WORKING_SET = "kubensage_container_memory_working_set_bytes"
+REQUESTS = "kubensage_container_resource_requests"
+LIMITS = "kubensage_container_resource_limits"
+OOM_KILLS = "kubensage_container_oom_kills_total"
+CFS_PERIODS = "kubensage_container_cpu_cfs_periods_total"
+CFS_THROTTLED = "kubensage_container_cpu_cfs_throttled_periods_total"
+METRICS = (CPU, WORKING_SET, REQUESTS, LIMITS, OOM_KILLS, CFS_PERIODS, CFS_THROTTLED)
+CFS_PERIODS_PER_SECOND = 10.0  # 100 ms CFS periods
+
+
+def _counter(
+    times: range, start: int, rate: Callable[[int], float], interval: int
+) -> list[tuple[int, float]]:
+    """A counter rising at `rate(step)` per second through each 5-minute block."""
+    total, samples = 1000.0, []
+    for t in times:
+        if t > start:
+            total += rate(math.ceil(t / STEP) * STEP) * interval
+        samples.append((t, round(total, 6)))
+    return samples
+
+
+def series_of(
+    workload: Workload, interval: int, end: int, resources_from: int, metric: str
+) -> Iterator[Series]:
+    """One metric's series of one workload; request/limit gauges only from
+    `resources_from` on (only the current value is ever read)."""
     for index, pod in enumerate(workload.pods):
         times = sample_times(pod, interval)
         for container in workload.containers:
             labels = labels_of(workload, pod, container)
-            counter, cpu = 1000.0, []
-            for t in times:
-                if t > pod.start:
-                    counter += container.cpu(math.ceil(t / STEP) * STEP, index) * interval
-                cpu.append((t, round(counter, 6)))
-            yield Series("kubensage_container_cpu_usage_seconds_total", labels, cpu)
-            yield Series(
-                "kubensage_container_memory_working_set_bytes",
-                labels,
-                [(t, float(round(container.memory(t, index)))) for t in times],
-            )
-            for family, values in (("requests", container.requests), ("limits", container.limits)):
+            if metric == CPU:
+                yield Series(
+                    CPU,
+                    labels,
+                    _counter(
+                        times, pod.start, lambda t, c=container, i=index: c.cpu(t, i), interval
+                    ),
+                )
+            elif metric == WORKING_SET:
+                memory = [(t, float(round(container.memory(t, index)))) for t in times]
+                yield Series(WORKING_SET, labels, memory)
+            elif metric in (REQUESTS, LIMITS):
+                values = container.requests if metric == REQUESTS else container.limits
                 for resource, value in values.items():
                     unit = "core" if resource == "cpu" else "byte"
                     yield Series(
-                        f"kubensage_container_resource_{family}",
+                        metric,
                         {**labels, "resource": resource, "unit": unit},
-                        [(t, value) for t in times if t >= resources_from and t <= end],
+                        [(t, value) for t in times if resources_from <= t <= end],
                     )
-            if container.oom_kill_times is not None:
+            elif metric == OOM_KILLS and container.oom_kill_times is not None:
                 kills = container.oom_kill_times
-                yield Series(
-                    "kubensage_container_oom_kills_total",
-                    labels,
-                    [(t, float(sum(1 for k in kills if pod.start < k <= t))) for t in times],
-                )
-            if container.throttled_share is not None:
+                counts = [(t, float(sum(1 for k in kills if pod.start < k <= t))) for t in times]
+                yield Series(OOM_KILLS, labels, counts)
+            elif metric in (CFS_PERIODS, CFS_THROTTLED) and container.throttled_share is not None:
                 share = container.throttled_share
-                periods_per_second = 10.0  # 100 ms CFS periods
-                periods, throttled = [], []
-                total_periods = total_throttled = 0.0
-                for t in times:
-                    if t > pod.start:
-                        step_time = math.ceil(t / STEP) * STEP
-                        total_periods += periods_per_second * interval
-                        total_throttled += periods_per_second * interval * share(step_time)
-                    periods.append((t, total_periods))
-                    throttled.append((t, round(total_throttled, 6)))
-                yield Series("kubensage_container_cpu_cfs_periods_total", labels, periods)
                 yield Series(
-                    "kubensage_container_cpu_cfs_throttled_periods_total", labels, throttled
+                    metric,
+                    labels,
+                    _counter(
+                        times,
+                        pod.start,
+                        (lambda t: CFS_PERIODS_PER_SECOND)
+                        if metric == CFS_PERIODS
+                        else (lambda t, f=share: CFS_PERIODS_PER_SECOND * f(t)),
+                        interval,
+                    ),
                 )
+
+
+def by_family(workloads: list[Workload], interval: int, end: int) -> Iterator[Series]:
+    """Every series, one metric family after another, generated as they are consumed."""
+    for metric in METRICS:
+        for workload in workloads:
+            for item in series_of(workload, interval, end, end - 3600, metric):
+                if item.samples:
+                    yield item
 
 
 def _escape(value: str) -> str:
@@ -135,61 +167,65 @@ def _escape(value: str) -> str:
 
 
 BLOCK_SECONDS = 2 * 3600  # promtool's block size; its windows are aligned to it
-SMALL_HISTORY_SAMPLES = 2_000_000  # below this, a day per file (12 passes) beats start-ups
-TYPES = {
-    "kubensage_container_cpu_usage_seconds": "counter",
-    "kubensage_container_oom_kills": "counter",
-    "kubensage_container_cpu_cfs_periods": "counter",
-    "kubensage_container_cpu_cfs_throttled_periods": "counter",
-}
+TYPES = {m.removesuffix("_total"): "counter" for m in METRICS if m.endswith("_total")}
 
 
-def write_openmetrics(series: list[Series], folder: Path, windows_per_file: int) -> list[Path]:
-    """OpenMetrics files of `windows_per_file` 2-hour block windows each, each family once
-    per file, each series in time order. promtool parses its whole input once per block
-    window, so splitting keeps 14 days from costing 168 passes over everything; a few
-    windows per file save promtool start-ups when the history is small."""
-    families: dict[str, list[Series]] = {}
-    for item in series:
-        families.setdefault(item.metric.removesuffix("_total"), []).append(item)
+def write_openmetrics(
+    series: Iterable[Series], folder: Path, windows_per_file: int
+) -> tuple[list[Path], int]:
+    """OpenMetrics files of `windows_per_file` 2-hour block windows each, from series that
+    arrive one family after another; each series in time order. promtool parses its whole
+    input once per block window, so splitting keeps 14 days from costing 168 passes over
+    everything; a few windows per file save promtool start-ups when the history is small.
+    Returns the files and the samples written."""
     span = BLOCK_SECONDS * windows_per_file
-    windows = sorted({t // span for item in series for t, _ in item.samples})
-    files = {w: (folder / f"block-{w}.om").open("w") for w in windows}
+    files: dict[int, TextIO] = {}
+    family = ""
+    written = 0
     try:
-        for family, members in families.items():
-            for out in files.values():
-                out.write(f"# TYPE {family} {TYPES.get(family, 'gauge')}\n")
-            for item in members:
-                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in item.labels.items())
-                prefix = f"{item.metric}{{{labels}}} "
-                for t, value in item.samples:
-                    files[t // span].write(f"{prefix}{value!r} {t}\n")
+        for item in series:
+            name = item.metric.removesuffix("_total")
+            if name != family:
+                family = name
+                for out in files.values():
+                    out.write(f"# TYPE {family} {TYPES.get(family, 'gauge')}\n")
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in item.labels.items())
+            prefix = f"{item.metric}{{{labels}}} "
+            for t, value in item.samples:
+                window = t // span
+                out = files.get(window)
+                if out is None:
+                    out = files[window] = (folder / f"block-{window}.om").open("w")
+                    out.write(f"# TYPE {family} {TYPES.get(family, 'gauge')}\n")
+                out.write(f"{prefix}{value!r} {t}\n")
+            written += len(item.samples)
     finally:
         for out in files.values():
             out.write("# EOF\n")
             out.close()
-    return [folder / f"block-{w}.om" for w in windows]
+    return [folder / f"block-{w}.om" for w in sorted(files)], written
 
 
 def build_history(
     workloads: list[Workload], workdir: Path, end: int, interval: int = 150
 ) -> list[Series]:
     """Write the workloads' series to TSDB blocks under workdir/tsdb; returns the series."""
-    series = [s for w in workloads for s in series_of(w, interval, end, end - 3600) if s.samples]
-    write_blocks(series, workdir)
+    series = list(by_family(workloads, interval, end))
+    write_blocks(series, workdir, windows_per_file=12)
     return series
 
 
-def write_blocks(series: list[Series], workdir: Path) -> None:
+def write_blocks(series: Iterable[Series], workdir: Path, windows_per_file: int) -> int:
+    """TSDB blocks under workdir/tsdb from series grouped by family; returns samples.
+    A day per file (12 windows) suits small histories, one window per file large ones."""
     sources = workdir / "openmetrics"
     blocks = workdir / "tsdb"
     shutil.rmtree(sources, ignore_errors=True)
     shutil.rmtree(blocks, ignore_errors=True)
     sources.mkdir(parents=True)
     try:
-        samples = sum(len(item.samples) for item in series)
-        windows_per_file = 12 if samples < SMALL_HISTORY_SAMPLES else 1
-        for source in write_openmetrics(series, sources, windows_per_file):
+        files, written = write_openmetrics(series, sources, windows_per_file)
+        for source in files:
             result = subprocess.run(
                 [
                     "promtool",
@@ -209,6 +245,7 @@ def write_blocks(series: list[Series], workdir: Path) -> None:
                 raise RuntimeError(f"promtool failed on {source.name}: {result.stderr[-2000:]}")
     finally:
         shutil.rmtree(sources, ignore_errors=True)
+    return written
 
 
 def history_prometheus(workdir: Path) -> Prometheus:
