@@ -5,7 +5,8 @@ strategy of docs/advisor.md written out again, not by calling the advisor's code
 Tolerance: PromQL's rate() over an aligned 5-minute step of a counter that grows
 linearly within the step is exact, max/min/count_over_time are exact, quantile_over_time
 interpolates linearly between ranks as below, and increase() extrapolates numerator and
-denominator of the throttled share by the same factor (same sample times); so only
+denominator of the throttled share by the same factor (same sample times, both counters
+starting at 0, which is where Prometheus stops extrapolating a counter); so only
 floating-point rounding is allowed (relative 1e-9), and recommendations, rounded up to
 1m / 1Mi after that, must match exactly.
 """

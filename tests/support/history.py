@@ -95,8 +95,9 @@ CFS_PERIODS_PER_SECOND = 10.0  # 100 ms CFS periods
 def _counter(
     times: range, start: int, rate: Callable[[int], float], interval: int
 ) -> list[tuple[int, float]]:
-    """A counter rising at `rate(step)` per second through each 5-minute block."""
-    total, samples = 1000.0, []
+    """A counter rising at `rate(step)` per second through each 5-minute block, from 0 as
+    a new container's counters do (increase() bounds its extrapolation by that zero)."""
+    total, samples = 0.0, []
     for t in times:
         if t > start:
             total += rate(math.ceil(t / STEP) * STEP) * interval
