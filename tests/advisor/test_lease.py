@@ -41,6 +41,15 @@ CONFIG = {
 }
 
 
+@pytest.fixture
+def pair(
+    api: tuple[FakeKubeApi, client.CoordinationV1Api],
+) -> tuple[LeaderElector, LeaderElector, Clock]:
+    """Two replicas, "a" and "b", on one hand-driven clock."""
+    clock = Clock()
+    return elector(api[1], "a", clock), elector(api[1], "b", clock), clock
+
+
 def elector(
     coordination: client.CoordinationV1Api, identity: str, clock: Clock, **overrides: float
 ) -> LeaderElector:
@@ -51,10 +60,10 @@ def elector(
 
 def test_first_creates_the_lease_second_waits_until_it_expires(
     api: tuple[FakeKubeApi, client.CoordinationV1Api],
+    pair: tuple[LeaderElector, LeaderElector, Clock],
 ) -> None:
-    fake, coordination = api
-    clock = Clock()
-    a, b = elector(coordination, "a", clock), elector(coordination, "b", clock)
+    fake = api[0]
+    a, b, clock = pair
     a.step()
     b.step()
     assert (a.is_leader, b.is_leader) == (True, False)
@@ -75,11 +84,9 @@ def test_first_creates_the_lease_second_waits_until_it_expires(
 
 
 def test_renewals_keep_the_lease_from_expiring(
-    api: tuple[FakeKubeApi, client.CoordinationV1Api],
+    pair: tuple[LeaderElector, LeaderElector, Clock],
 ) -> None:
-    _fake, coordination = api
-    clock = Clock()
-    a, b = elector(coordination, "a", clock), elector(coordination, "b", clock)
+    a, b, clock = pair
     a.step()
     for _ in range(20):  # 40 s of renewals every 2 s, far past one lease duration
         clock.now += 2
@@ -130,11 +137,9 @@ def test_a_hung_api_server_costs_the_leader_its_leadership_within_the_deadline(
 
 
 def test_release_hands_the_lease_over_at_once(
-    api: tuple[FakeKubeApi, client.CoordinationV1Api],
+    pair: tuple[LeaderElector, LeaderElector, Clock],
 ) -> None:
-    _fake, coordination = api
-    clock = Clock()
-    a, b = elector(coordination, "a", clock), elector(coordination, "b", clock)
+    a, b, _clock = pair
     a.step()
     b.step()
     a.release()

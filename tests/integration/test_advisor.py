@@ -88,6 +88,13 @@ def advisor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )
 
 
+def recommend(history: History, *args: str) -> subprocess.CompletedProcess[str]:
+    """`recommend` over the synthetic history, evaluated at its end."""
+    return advisor(
+        "recommend", "--prometheus-url", history.prometheus.url, "--at", str(history.end), *args
+    )
+
+
 # -- what the documented strategy implies, from the raw samples ----------------------------
 
 
@@ -205,12 +212,8 @@ def close(actual: float | None, wanted: float | None) -> bool:
 
 
 def test_recommend_gives_what_the_strategy_implies_for_each_shape(history: History) -> None:
-    result = advisor(
-        "recommend",
-        "--prometheus-url",
-        history.prometheus.url,
-        "--at",
-        str(history.end),
+    result = recommend(
+        history,
         "--namespace",
         "shop",
         "--format",
@@ -262,10 +265,7 @@ def test_recommend_gives_what_the_strategy_implies_for_each_shape(history: Histo
 
 
 def test_other_limits_and_formats(history: History) -> None:
-    common = ["--prometheus-url", history.prometheus.url, "--at", str(history.end)]
-    patch = advisor(
-        "recommend", *common, "--namespace", "shop", "--format", "yaml-patch", "--cpu-limit", "2"
-    )
+    patch = recommend(history, "--namespace", "shop", "--format", "yaml-patch", "--cpu-limit", "2")
     assert patch.returncode == 0, patch.stderr
     documents = [d for d in yaml.safe_load_all(patch.stdout) if d]
     wanted = {k: strategy(e) for k, e in expected(history, {"shop"}).items()}
@@ -307,7 +307,7 @@ def test_other_limits_and_formats(history: History) -> None:
         container["resources"] = containers[container["name"]]
     kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
-    csv_out = advisor("recommend", *common, "--format", "csv")
+    csv_out = recommend(history, "--format", "csv")
     assert csv_out.returncode == 0, csv_out.stderr
     lines = csv_out.stdout.splitlines()
     assert lines[0].startswith("namespace,workload,workload_kind,container,cpu_status,")
@@ -315,7 +315,7 @@ def test_other_limits_and_formats(history: History) -> None:
     assert len(lines) == 1 + len(every)
     assert any(line.startswith("other,batch,Deployment,app,ok,") for line in lines)
 
-    table = advisor("recommend", *common, "--namespace", "shop", "--namespace", "young")
+    table = recommend(history, "--namespace", "shop", "--namespace", "young")
     assert table.returncode == 0, table.stderr
     fresh = next(line for line in table.stdout.splitlines() if line.startswith("young"))
     assert "insufficient history: 0.25 of the 1.00 days required" in fresh
@@ -332,23 +332,15 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, wo
 
 
 def test_too_little_history_recommends_nothing_and_says_so(history: History) -> None:
-    result = advisor(
-        "recommend",
-        "--prometheus-url",
-        history.prometheus.url,
-        "--at",
-        str(history.end),
+    result = recommend(
+        history,
         "--namespace",
         "young",
     )
     assert_clean_failure(result, 3, "no container has the 1 days of history --min-history")
     assert "insufficient history" in result.stdout
-    nothing = advisor(
-        "recommend",
-        "--prometheus-url",
-        history.prometheus.url,
-        "--at",
-        str(history.end),
+    nothing = recommend(
+        history,
         "--namespace",
         "absent",
     )
