@@ -129,9 +129,10 @@ def advisor_benchmarks(results: Results, workdir: Path) -> None:
     prometheus = history_prometheus(folder)
     try:
         prometheus.start().wait_http(f"{prometheus.url}/-/ready", timeout=600)
-        before = cpu_seconds(prometheus.process.pid)  # type: ignore[union-attr]
+        assert prometheus.process is not None
+        before = cpu_seconds(prometheus.process.pid)
         seconds, rss, rows, errors = _recommend(prometheus.url, end, folder)
-        used = cpu_seconds(prometheus.process.pid) - before  # type: ignore[union-attr]
+        used = cpu_seconds(prometheus.process.pid) - before
     finally:
         prometheus.stop()
     if rows == 0:
