@@ -13,7 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from bench.advisor import advisor_benchmarks
+from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks
 from bench.relay import ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
@@ -42,6 +42,7 @@ def main() -> None:
         kube_cache(results, workdir)
         print("advisor:", flush=True)
         advisor_benchmarks(results, workdir)
+        failover(results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started

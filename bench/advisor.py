@@ -4,12 +4,14 @@ The history is synthetic (tests/support/history.py): every workload a single-pod
 Deployment of one container, the shapes of the acceptance test in rotation, a sample
 every 150 s. Measured: the one-shot's wall time and peak RSS, and Prometheus's CPU for
 the queries. Sizes: BENCH_ADVISOR_WORKLOADS, BENCH_ADVISOR_DAYS, BENCH_ADVISOR_INTERVAL.
+Then how long leadership takes to move between `serve` replicas when the leader dies.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from bench.procstat import cpu_seconds
 from bench.table import Results
+from tests.support.fake_kube import FakeKubeApi
 from tests.support.history import (
     DAY,
     MIB,
@@ -28,7 +31,7 @@ from tests.support.history import (
     history_prometheus,
     write_blocks,
 )
-from tests.support.processes import python_module
+from tests.support.processes import Service, eventually, free_port, http_get, python_module
 from tests.support.shapes import noise
 
 WORKLOADS = int(os.environ.get("BENCH_ADVISOR_WORKLOADS", "1000"))
@@ -153,4 +156,76 @@ def advisor_benchmarks(results: Results, workdir: Path) -> None:
         f"recommend peak RSS <= {TARGET_RSS // MIB} MiB",
         f"{rss / MIB:.0f} MiB",
         "met" if rss <= TARGET_RSS else f"missed ({rss / TARGET_RSS:.2f}x)",
+    )
+
+
+def _leader_port(ports: dict[str, int]) -> str | None:
+    for name, port in ports.items():
+        try:
+            body = http_get(f"http://127.0.0.1:{port}/metrics", timeout=2)[1]
+        except OSError:
+            continue
+        if "kubensage_advisor_leader 1.0" in body:
+            return name
+    return None
+
+
+def failover(results: Results, workdir: Path) -> None:
+    """Seconds from stopping the leader to the other replica leading, default lease timings."""
+    api = FakeKubeApi().start()
+    kubeconfig = api.write_kubeconfig(workdir / "advisor-kubeconfig")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    ports = {name: free_port() for name in ("replica-a", "replica-b", "replica-c")}
+    services = {
+        name: Service(
+            f"advisor-{name}",
+            python_module(
+                "advisor",
+                "serve",
+                "--prometheus-url",
+                nowhere,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--metrics-address",
+                f"127.0.0.1:{port}",
+                "--identity",
+                name,
+                "--lease-namespace",
+                "kubensage",
+            ),
+            workdir,
+        )
+        for name, port in ports.items()
+    }
+    try:
+        for name, service in services.items():
+            service.start().wait_http(f"http://127.0.0.1:{ports[name]}/readyz")
+        figures = {}
+        for how, sig in (("SIGKILL", signal.SIGKILL), ("SIGTERM", signal.SIGTERM)):
+            leader = eventually(lambda: _leader_port(ports), timeout=120, every=0.1)
+            started = time.perf_counter()
+            services[leader].stop(sig)
+            del ports[leader]
+            eventually(lambda: _leader_port(ports), timeout=120, every=0.1)
+            figures[how] = time.perf_counter() - started
+    finally:
+        for service in services.values():
+            service.stop()
+        api.stop()
+    results.add(
+        "advisor",
+        "leader failover after SIGKILL (lease 15 s, renew 10 s, retry 2 s)",
+        f"{figures['SIGKILL']:.1f} s",
+        "the lease must expire; fake API server",
+    )
+    results.add(
+        "advisor",
+        "leader handover after SIGTERM (lease released)",
+        f"{figures['SIGTERM']:.1f} s",
+        "the follower's next retry",
+    )
+    results.target(
+        "failover after SIGKILL within lease duration + retry period",
+        f"{figures['SIGKILL']:.1f} s",
+        "met" if figures["SIGKILL"] <= 17.0 else f"missed ({figures['SIGKILL'] / 17:.2f}x)",
     )
