@@ -53,6 +53,19 @@ def _cpu_limit(text: str) -> float | None:
         raise ValueError(f"{text!r}: give none or a multiple of the request, e.g. 2") from None
 
 
+def _headers(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """Repeated "Name: value" flags, for a tenant header or credentials a proxy wants."""
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip() or any(c in value for c in "\r\n"):
+            raise click.BadParameter(f"{value!r} is not a header like 'X-Scope-OrgID: team'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
 def _address(text: str) -> str:
     try:
         split_host_port(text)
@@ -66,6 +79,13 @@ def analysis_options(func: F) -> F:
     for decorator in reversed(
         [
             option("--prometheus-url", required=True, help="Prometheus (or compatible) base URL."),
+            option(
+                "--prometheus-header",
+                "prometheus_headers",
+                multiple=True,
+                callback=_headers,
+                help='"Name: value" sent with every query (repeat; e.g. X-Scope-OrgID: team).',
+            ),
             option(
                 "--window",
                 default="14d",
@@ -197,6 +217,7 @@ def _prometheus(options: dict[str, Any]) -> PrometheusClient:
             options["prometheus_url"],
             timeout_seconds=options["query_timeout"],
             max_series=options["max_series"],
+            headers=options["prometheus_headers"],
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--prometheus-url") from exc
@@ -343,11 +364,14 @@ def serve_command(**options: Any) -> None:
             )
         api = loaded[0]
     logger.info("window {} s, interval {} s", request.window_seconds, options["interval"])
-    serve(
-        ServeConfig(request, options["interval"], options["metrics_address"], lease),
-        prometheus,
-        api,
-    )
+    try:
+        serve(
+            ServeConfig(request, options["interval"], options["metrics_address"], lease),
+            prometheus,
+            api,
+        )
+    except OSError as exc:  # the metrics port: taken, or not ours to bind
+        raise click.ClickException(f"cannot serve on {options['metrics_address']}: {exc}") from None
 
 
 def main() -> None:

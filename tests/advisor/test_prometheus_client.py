@@ -21,11 +21,13 @@ class Canned:
         self.status = 200
         self.body = b""
         self.queries: list[str] = []
+        self.headers: list[dict[str, str]] = []
         canned = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 canned.queries.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                canned.headers.append(dict(self.headers.items()))
                 self.send_response(canned.status)
                 self.send_header("Content-Length", str(len(canned.body)))
                 self.end_headers()
@@ -68,6 +70,12 @@ def test_a_vector_becomes_samples_and_the_query_carries_its_deadline(canned: Can
     samples = PrometheusClient(canned.url, timeout_seconds=7).query("up", 1700000000)
     assert [(s.labels["pod"], s.value) for s in samples] == [("x0", 0.0), ("x1", 1.0), ("x2", 2.0)]
     assert "timeout=7s" in canned.queries[0] and "time=1700000000.000" in canned.queries[0]
+
+
+def test_configured_headers_go_with_every_query(canned: Canned) -> None:
+    canned.answer(vector(1))
+    PrometheusClient(canned.url, headers={"X-Scope-OrgID": "team-a"}).query("up", 0)
+    assert canned.headers[0]["X-Scope-OrgID"] == "team-a"
 
 
 def test_more_series_than_allowed_is_refused(canned: Canned) -> None:
