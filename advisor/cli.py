@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from loguru import logger
@@ -53,17 +53,26 @@ def _cpu_limit(text: str) -> float | None:
         raise ValueError(f"{text!r}: give none or a multiple of the request, e.g. 2") from None
 
 
-def _headers(
-    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    """Repeated "Name: value" flags, for a tenant header or credentials a proxy wants."""
-    headers = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip() or any(c in value for c in "\r\n"):
-            raise click.BadParameter(f"{value!r} is not a header like 'X-Scope-OrgID: team'")
-        headers[name.strip()] = content.strip()
-    return headers
+if TYPE_CHECKING:  # generic from click 8.2; plain in the 8.1 the dependency range allows
+    _HeaderBase = click.ParamType[tuple[str, str]]
+else:
+    _HeaderBase = click.ParamType
+
+
+class HeaderType(_HeaderBase):
+    """A "Name: value" header; in KUBENSAGE_PROMETHEUS_HEADER, one header per line (values
+    such as "Bearer <token>" hold spaces, so whitespace cannot separate them)."""
+
+    name = "header"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        name, sep, content = str(value).partition(":")
+        if not sep or not name.strip() or any(c in str(value) for c in "\r\n"):
+            self.fail(f"{value!r} is not a header like 'X-Scope-OrgID: team'", param, ctx)
+        return name.strip(), content.strip()
 
 
 def _address(text: str) -> str:
@@ -82,8 +91,8 @@ def analysis_options(func: F) -> F:
             option(
                 "--prometheus-header",
                 "prometheus_headers",
+                type=HeaderType(),
                 multiple=True,
-                callback=_headers,
                 help='"Name: value" sent with every query (repeat; e.g. X-Scope-OrgID: team).',
             ),
             option(
@@ -217,7 +226,7 @@ def _prometheus(options: dict[str, Any]) -> PrometheusClient:
             options["prometheus_url"],
             timeout_seconds=options["query_timeout"],
             max_series=options["max_series"],
-            headers=options["prometheus_headers"],
+            headers=dict(options["prometheus_headers"]),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--prometheus-url") from exc

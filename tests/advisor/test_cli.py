@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import threading
 
 from tests.support.processes import python_module
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        python_module("advisor", *args), capture_output=True, text=True, timeout=60, check=False
+        python_module("advisor", *args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -53,3 +60,36 @@ def test_leader_election_without_an_api_server_is_a_usage_error() -> None:
     assert "leader election needs the Kubernetes API" in result.stderr
     inconsistent = run("serve", "--prometheus-url", "http://127.0.0.1:1", "--renew-deadline", "20")
     assert inconsistent.returncode == 2 and "renew deadline < lease duration" in inconsistent.stderr
+
+
+def test_headers_from_the_environment_are_one_per_line() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        received: list[bytes] = []
+
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(30)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                received.append(data)
+                connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        result = run(
+            "recommend",
+            "--prometheus-url",
+            f"http://127.0.0.1:{port}",
+            env={
+                "KUBENSAGE_PROMETHEUS_HEADER": "Authorization: Bearer s3cret\nX-Scope-OrgID: team-a"
+            },
+        )
+        thread.join(timeout=30)
+    assert result.returncode == 1 and "answered 503" in result.stderr, result.stderr
+    assert b"Authorization: Bearer s3cret\r\n" in received[0]
+    assert b"X-Scope-OrgID: team-a\r\n" in received[0]
