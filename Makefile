@@ -37,12 +37,12 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check kubensage_agent kubensage_common relay tests scripts
+	$(BIN)/ruff format --check kubensage_agent kubensage_common relay advisor tests scripts
 	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format kubensage_agent kubensage_common relay tests scripts
+	$(BIN)/ruff format kubensage_agent kubensage_common relay advisor tests scripts
 
 build: build-linux-$(ARCH)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
 from bench.relay import ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
@@ -40,6 +41,9 @@ def main() -> None:
         ingest(results, workdir)
         scrape(results, workdir)
         kube_cache(results, workdir)
+        print("advisor:", flush=True)
+        advisor_benchmarks(results, workdir)
+        failover(results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Build kubensage-agent and kubensage-relay for one Linux architecture with PyInstaller.
+# Build kubensage-agent, kubensage-relay and kubensage-advisor for one Linux architecture
+# with PyInstaller.
 #   scripts/build.sh PYTHON VERSION ARCH
 # Output (one-dir bundles, see README "Binaries"):
-#   dist/kubensage-{agent,relay}-VERSION-linux-ARCH/kubensage-{agent,relay}  and  .tar.gz of each
+#   dist/kubensage-{agent,relay,advisor}-VERSION-linux-ARCH/kubensage-{agent,relay,advisor}
+#   and .tar.gz of each
 # A foreign ARCH is built in a container with emulation when `docker buildx` can run it;
 # otherwise the build stops with what is missing. Every executable's ELF machine is checked.
 set -euo pipefail
@@ -45,7 +47,7 @@ printf '"""Written by scripts/build.sh; not in version control."""\n\nVERSION = 
   "$VERSION" "$COMMIT" "$BUILD_DATE" > "$INFO"
 
 mkdir -p build/pyinstaller dist
-for program in agent relay; do
+for program in agent relay advisor; do
   name="kubensage-$program-$VERSION-linux-$ARCH"
   excludes=()
   [ "$program" = agent ] && excludes=(--exclude-module kubernetes --exclude-module prometheus_client)

@@ -12,6 +12,7 @@ import click
 import pytest
 import yaml
 
+from advisor.cli import serve_command as advisor_serve
 from kubensage_agent.cli import run as agent_run
 from relay.cli import serve_command
 
@@ -270,6 +271,48 @@ def test_kustomization_lists_every_core_manifest() -> None:
     present = {p.name for p in KUBE.glob("*.yaml")} - {
         "kustomization.yaml",
         "prometheus-scrape-config.yaml",
-        "servicemonitor.yaml",
     }
-    assert listed == present
+    # ServiceMonitors need the Prometheus Operator's CRD: applied separately
+    assert listed == {name for name in present if not name.endswith("servicemonitor.yaml")}
+
+
+def test_advisor_runs_two_electing_replicas_with_rights_on_its_lease_only() -> None:
+    deployment = find("Deployment", "kubensage-advisor")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = args_of(container)
+    assert deployment["spec"]["replicas"] == 2
+    assert container["args"][0] == "serve" and "no-leader-election" not in container["args"]
+    known = {p.name.replace("_", "-") for p in advisor_serve.params if p.name}
+    assert set(args) <= known
+    port = port_of(args["metrics-address"])
+    assert port == port_of(default(advisor_serve, "metrics_address"))
+    assert container["ports"] == [{"name": "metrics", "containerPort": port}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert args["lease-namespace"] == "$(POD_NAMESPACE)" and env["POD_NAMESPACE"] == (
+        "metadata.namespace"
+    )
+    assert args["identity"] == "$(POD_NAME)" and env["POD_NAME"] == "metadata.name"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+    role = find("Role", "kubensage-advisor")
+    assert {
+        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    } == {("coordination.k8s.io", "leases")}
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"create", "get", "update"}
+    named = [rule for rule in role["rules"] if "resourceNames" in rule]
+    assert [rule["resourceNames"] for rule in named] == [[default(advisor_serve, "lease_name")]]
+    binding = find("RoleBinding", "kubensage-advisor")
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    assert binding["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    service = find("Service", "kubensage-advisor")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["metrics"]
+    monitor = find("ServiceMonitor", "kubensage-advisor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]

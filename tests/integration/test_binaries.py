@@ -1,4 +1,5 @@
-"""`make build`'s PyInstaller bundles, built and run: version info, collect, relay+agent."""
+"""`make build`'s PyInstaller bundles, built and run: version info, collect, relay+agent,
+the advisor's one-shot and its leader election."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.support.processes import RelayProcess, Service, eventually, http_get
+from tests.support.fake_kube import FakeKubeApi
+from tests.support.processes import RelayProcess, Service, eventually, free_port, http_get
 
 REPO = Path(__file__).resolve().parent.parent.parent
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -43,7 +45,7 @@ def binaries() -> Iterator[dict[str, Path]]:
         / "dist"
         / f"kubensage-{program}-{VERSION}-linux-{ARCH}"
         / f"kubensage-{program}"
-        for program in ("agent", "relay")
+        for program in ("agent", "relay", "advisor")
     }
 
 
@@ -125,3 +127,49 @@ def test_binary_agent_reports_to_binary_relay(binaries: dict[str, Path], tmp_pat
     finally:
         agent.stop()
         relay.stop()
+
+
+def test_binary_advisor_errs_clearly_and_leads_its_lease(
+    binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [str(binaries["advisor"]), "recommend", "--prometheus-url", nowhere],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and "cannot reach Prometheus" in result.stderr, result.stderr
+    api = FakeKubeApi().start()
+    port = free_port()
+    advisor = Service(
+        "advisor",
+        [
+            str(binaries["advisor"]),
+            "serve",
+            "--prometheus-url",
+            nowhere,
+            "--metrics-address",
+            f"127.0.0.1:{port}",
+            "--kubeconfig",
+            str(api.write_kubeconfig(tmp_path / "kubeconfig")),
+            "--lease-namespace",
+            "kubensage",
+        ],
+        tmp_path,
+    )
+    try:
+        advisor.start().wait_http(f"http://127.0.0.1:{port}/readyz")
+        eventually(
+            lambda: (
+                "kubensage_advisor_leader 1.0" in http_get(f"http://127.0.0.1:{port}/metrics")[1]
+            ),
+            timeout=60,
+        )
+        lease = api.lease("kubensage", "kubensage-advisor")
+        assert lease is not None and lease["spec"]["holderIdentity"]
+        assert advisor.stop() == 0
+    finally:
+        advisor.stop()
+        api.stop()

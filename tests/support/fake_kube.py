@@ -4,12 +4,18 @@ Lists are JSON with metadata.resourceVersion and limit/continue paging; watches 
 chunked streams of ADDED/MODIFIED/DELETED/BOOKMARK events that stay open until
 timeoutSeconds; a resourceVersion older than the retained history gets a 410 Gone
 ERROR event. Tests can drop every open watch, compact history, or stop the server.
+
+coordination.k8s.io/v1 Leases answer GET, POST and PUT as the API server does for
+leader election: a PUT whose metadata.resourceVersion is not the stored one gets 409
+Conflict, a POST of an existing name 409 AlreadyExists. Tests can stall lease calls
+(an API server that accepts and never answers) to exercise client deadlines.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -25,6 +31,8 @@ RESOURCES = {
     "/apis/batch/v1/jobs": ("Job", "batch/v1"),
 }
 MAX_WATCH_SECONDS = 30.0
+LEASES = re.compile(r"/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?")
+MAX_STALL_SECONDS = 120.0
 
 
 @dataclass
@@ -42,6 +50,8 @@ class FakeKubeApi:
         """`first_revision` lets a "restarted" server continue the same etcd history."""
         self.store = _Store(revision=first_revision, oldest_kept=first_revision)
         self.requests: list[str] = []
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stall_leases = threading.Event()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -121,6 +131,12 @@ class FakeKubeApi:
             def do_GET(self) -> None:
                 api._handle(self)
 
+            def do_POST(self) -> None:
+                api._handle(self)
+
+            def do_PUT(self) -> None:
+                api._handle(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
@@ -144,6 +160,10 @@ class FakeKubeApi:
         parsed = urllib.parse.urlparse(handler.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
         self.requests.append(handler.path)
+        lease_path = LEASES.fullmatch(parsed.path)
+        if lease_path:
+            self._lease(handler, lease_path.group(1), lease_path.group(2))
+            return
         if parsed.path not in RESOURCES:
             self._json(handler, 404, {"kind": "Status", "code": 404, "reason": "NotFound"})
             return
@@ -159,6 +179,63 @@ class FakeKubeApi:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.store.condition:
+            stored = self.leases.get((namespace, name))
+            return copy.deepcopy(stored) if stored else None
+
+    def _lease(self, handler: BaseHTTPRequestHandler, namespace: str, name: str | None) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = json.loads(handler.rfile.read(length)) if length else {}
+        deadline = time.monotonic() + MAX_STALL_SECONDS
+        while self.stall_leases.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)  # accepted, never answered (until the test lets go)
+        with self.store.condition:
+            code, answer = self._lease_answer(handler.command, namespace, name, body)
+        self._json(handler, code, answer)
+
+    def _lease_answer(
+        self, method: str, namespace: str, name: str | None, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """Called with the store's lock held: the status code and body of one lease call."""
+        if method == "POST" and name is None:
+            key = (namespace, str(body.get("metadata", {}).get("name", "")))
+            if key in self.leases:
+                return _status(409, "AlreadyExists", f"leases {key[1]!r} already exists")
+            return 201, self._store_lease(key, body)
+        key = (namespace, name or "")
+        stored = self.leases.get(key)
+        if stored is None:
+            return _status(404, "NotFound", f"leases {name!r} not found")
+        if method == "GET":
+            return 200, copy.deepcopy(stored)
+        if method != "PUT":
+            return _status(405, "MethodNotAllowed", f"{method} is not served here")
+        if (
+            str(body.get("metadata", {}).get("resourceVersion", ""))
+            != (stored["metadata"]["resourceVersion"])
+        ):
+            return _status(
+                409,
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
+        return 200, self._store_lease(key, body, stored)
+
+    def _store_lease(
+        self, key: tuple[str, str], body: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Called with the store's lock held: a new resourceVersion on every write."""
+        self.store.revision += 1
+        stored = copy.deepcopy(body)
+        stored.update(kind="Lease", apiVersion="coordination.k8s.io/v1")
+        meta = stored.setdefault("metadata", {})
+        meta.update(namespace=key[0], name=key[1], resourceVersion=str(self.store.revision))
+        meta["uid"] = (previous or {}).get("metadata", {}).get("uid") or f"uid-lease-{key[1]}"
+        self.leases[key] = stored
+        return copy.deepcopy(stored)
 
     def _list(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str]) -> None:
         kind, api_version = RESOURCES[path]
@@ -244,6 +321,17 @@ class FakeKubeApi:
             handler.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
+    return code, {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
 
 
 def controller_reference(owner: tuple[str, str]) -> list[dict[str, Any]]:
