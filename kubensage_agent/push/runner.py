@@ -108,7 +108,9 @@ class AgentRunner:
     def _cycle(self) -> None:
         sender_health = self.builder.sender
         sender_health.queue_depth = len(self.queue)
-        sender_health.dropped_reports_total = self.queue.dropped_total + self.oversize_dropped
+        sender_health.dropped_reports_total = (
+            self.queue.dropped_total + self.oversize_dropped + self.sender.refused_total
+        )
         sender_health.reconnects_total = self.sender.reconnects_total
         sender_health.interval_seconds = self.interval
         spool = self.queue.spool

@@ -25,7 +25,7 @@ from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
-from relay.ingest.auth import TokenFile
+from relay.ingest.auth_tokenfile import TokenFile
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
