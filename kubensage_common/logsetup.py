@@ -88,7 +88,7 @@ class FirstPerKey:
         self._logged: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def warning(self, key: str, message: str, *args: object) -> None:
+    def report(self, key: str, message: str, *args: object) -> None:
         now = time.monotonic()
         with self._lock:
             last = self._logged.get(key)

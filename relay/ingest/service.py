@@ -119,7 +119,7 @@ class IngestService:
         if not allowed(grants, node):
             self.metrics.auth_failures.labels("wrong_node").inc()
             details = f"{describe_grants(grants)}: not for node {node}"
-            self._peer_log.warning(_host(peer), "refused {}: {}", peer.address, details)
+            self._peer_log.report(_host(peer), "refused {}: {}", peer.address, details)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, details)
         control = StreamControl()
         try:
@@ -147,7 +147,7 @@ class IngestService:
             return await self.auth.authenticate(peer)
         except AuthRefusedError as exc:
             self.metrics.auth_failures.labels(exc.reason).inc()
-            self._peer_log.warning(_host(peer), "refused stream from {}: {}", peer.address, exc)
+            self._peer_log.report(_host(peer), "refused stream from {}: {}", peer.address, exc)
             await context.abort(exc.code, f"{exc.reason}: {exc}")
 
     async def _hello(self, context: ServicerContext) -> tm.Hello:
@@ -182,7 +182,7 @@ class IngestService:
         except DecodeError as exc:
             self.metrics.decode_errors.labels(exc.reason).inc()
             host = context.peer().rsplit(":", 1)[0]
-            self._peer_log.warning(host, "refused a message from {}: {}", context.peer(), exc)
+            self._peer_log.report(host, "refused a message from {}: {}", context.peer(), exc)
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{exc.reason}: {exc}",

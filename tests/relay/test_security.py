@@ -25,7 +25,9 @@ from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
-from relay.ingest.auth_tokenfile import TokenFile
+from relay.ingest.auth import ANY_NODE, NodeScope
+from relay.ingest.auth_mtls import ClientCertificates
+from relay.ingest.auth_tokenfile import TokenFile, parse_token_file
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
@@ -42,7 +44,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {
         "ca": ca,
         "server": ca.issue("relay.test", server=True),
-        "client": ca.issue("agent-node-a", server=False),
+        "client": ca.issue("node-a", server=False),
+        "san_client": ca.issue("agent", server=False, dns_names=("node-a",)),
+        "other_node": ca.issue("node-b", server=False),
         "rogue_client": rogue.issue("intruder", server=False),
     }
 
@@ -78,12 +82,20 @@ def sender_factory(
     )  # type: ignore[arg-type]
 
 
-def test_mutual_tls_delivers_for_a_trusted_client(pki: dict) -> None:  # type: ignore[type-arg]
-    server, client, ca = pki["server"], pki["client"], pki["ca"]
+@pytest.mark.parametrize(
+    ("client_name", "delivered"), [("client", 3), ("san_client", 3), ("other_node", 0)]
+)
+def test_mutual_tls_delivers_only_for_the_node_the_certificate_names(
+    pki: dict,  # type: ignore[type-arg]
+    client_name: str,
+    delivered: int,
+) -> None:
+    server, client, ca = pki["server"], pki[client_name], pki["ca"]
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, float]:
         creds = server_credentials(str(server.cert), str(server.key), str(ca.cert_path))
-        async with InProcessRelay(credentials=creds) as relay:
+        binding = ClientCertificates(ca.cert_path)
+        async with InProcessRelay(credentials=creds, authenticators=[binding]) as relay:
             await deliver(
                 relay,
                 sender_factory(
@@ -93,10 +105,16 @@ def test_mutual_tls_delivers_for_a_trusted_client(pki: dict) -> None:  # type: i
                     ),
                     server_name="relay.test",
                 ),
+                wait=10.0 if delivered else 2.0,
             )
-            return relay.value("kubensage_relay_reports_received_total")
+            return (
+                relay.value("kubensage_relay_reports_received_total"),
+                relay.value("kubensage_relay_auth_failures_total", reason="wrong_node"),
+            )
 
-    assert asyncio.run(scenario()) == 3
+    received, wrong_node = asyncio.run(scenario())
+    assert received == delivered
+    assert (wrong_node > 0) == (delivered == 0)
 
 
 @pytest.mark.parametrize("client_name", [None, "rogue_client"])
@@ -267,3 +285,28 @@ def test_plaintext_off_loopback_needs_insecure(argv: list[str], flag: str) -> No
     )
     assert result.returncode == 2
     assert f"{flag}" in result.stderr and "--insecure" in result.stderr
+
+
+def test_token_file_lines_restrict_tokens_to_names_and_patterns() -> None:
+    lines = parse_token_file(
+        "# fleet tokens\n\nanyone\nt-a node-a\nt-workers worker-*, gpu-7  node-b\n"
+    )
+    assert [(line.number, line.token) for line in lines] == [
+        (3, "anyone"),
+        (4, "t-a"),
+        (5, "t-workers"),
+    ]
+    assert lines[0].scope == ANY_NODE
+    assert lines[1].scope == NodeScope(names=frozenset({"node-a"}))
+    workers = lines[2].scope
+    assert workers.allows("worker-17") and workers.allows("gpu-7") and workers.allows("node-b")
+    assert not workers.allows("node-a") and not workers.allows("gpu-77")
+    assert str(workers) == "gpu-7, node-b, worker-*"
+
+
+def test_unrestricted_tokens_are_named_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("t-a node-a\nanyone\n")
+    assert "UNRESTRICTED, may report as any node: line 2" in TokenFile(path).describe()
+    path.write_text("t-a node-a\n")
+    assert "UNRESTRICTED" not in TokenFile(path).describe()
