@@ -73,8 +73,7 @@ class _BoundedWSGIServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def setup(self) -> None:
         # a client that stalls mid-request (or mid-handshake) must not hold a thread
-        self.timeout = getattr(self.server, "read_timeout", READ_TIMEOUT_SECONDS)
-        self.request.settimeout(self.timeout)
+        self.request.settimeout(getattr(self.server, "read_timeout", READ_TIMEOUT_SECONDS))
         if isinstance(self.request, ssl.SSLSocket):
             self.request.do_handshake()  # here, under the timeout, not in the accept loop
         super().setup()
