@@ -25,6 +25,7 @@ from relay.ingest.auth import Authenticator, Authenticators
 from relay.ingest.auth_mtls import ClientCertificates
 from relay.ingest.auth_tokenfile import TokenFile
 from relay.ingest.auth_tokenreview import (
+    CACHE_SECONDS,
     DEFAULT_AUDIENCE,
     DEFAULT_SERVICE_ACCOUNTS,
     TokenReviewer,
@@ -127,6 +128,8 @@ def build_authenticators(config: RelayConfig) -> Authenticators:
                 audience=config.token_review_audience,
                 service_accounts=config.token_review_service_accounts,
                 timeout_seconds=config.token_review_timeout_seconds,
+                # a revoked token must fail the next check of its streams
+                cache_seconds=min(CACHE_SECONDS, config.auth_reload_seconds / 2),
             )
         )
     if config.tls_client_ca_file:

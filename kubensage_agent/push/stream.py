@@ -202,7 +202,11 @@ class StreamSender:
                     reader.result()  # re-raises the stream's error, if it ended with one
                     return False
                 continue
-            await call.write(tm.AgentMessage(report=report))
+            try:
+                await call.write(tm.AgentMessage(report=report))
+            except asyncio.InvalidStateError:  # the relay ended the stream meanwhile
+                await reader  # raises the status it ended with
+                return False
             sent_upto = report.sequence
         return False
 
