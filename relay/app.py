@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import is_loopback, join_host_port, split_host_port
 from kubensage_common.httpserver import HttpServer
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import server_credentials
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
@@ -30,11 +31,7 @@ from relay.ingest.auth_tokenreview import (
     DEFAULT_SERVICE_ACCOUNTS,
     TokenReviewer,
 )
-from relay.ingest.decode import (
-    DEFAULT_MAX_COMPRESSION_RATIO,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DecodeLimits,
-)
+from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO, DecodeLimits
 from relay.ingest.limits import ReportLimits
 from relay.ingest.server import INGEST_SERVICE, add_ingest, server_options
 from relay.ingest.service import DEFAULT_RELOAD_SECONDS, IngestService

@@ -12,13 +12,14 @@ from loguru import logger
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.app import RelayConfig, build_authenticators, serve
 from relay.expose.textcache import PROFILES
 from relay.expose.webconfig import WebConfig, load_web_config
 from relay.ingest.auth_tokenreview import DEFAULT_AUDIENCE, DEFAULT_SERVICE_ACCOUNTS
-from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_MESSAGE_BYTES
+from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO
 from relay.ingest.limits import ReportLimits
 from relay.ingest.service import DEFAULT_RELOAD_SECONDS
 from relay.state.store import DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_MAX_REPORT_AGE_SECONDS

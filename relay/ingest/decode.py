@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from relay.ingest.limits import ReportLimits, drop_unused, enforce_limits
 from relay.ingest.wirescan import Plan, WireError, build_plan, scan
 
@@ -24,9 +25,6 @@ GZIP_MAGIC = b"\x1f\x8b"  # never the start of an AgentMessage (wire type 7 does
 GZIP_WINDOW = 16 + zlib.MAX_WBITS
 # An AgentMessage wraps a report in a few bytes of its own.
 ENVELOPE_BYTES = 64
-# The default decoded size: a 110-container report with every field is ~150 KiB, and
-# up to ~600 KiB when every pod carries 4 KiB of annotations (docs/benchmarks.md).
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 # Real reports compress 7-60x (the high end: identical annotations on every pod);
 # a bomb of repeated empty entries compresses ~1000x.
 DEFAULT_MAX_COMPRESSION_RATIO = 200
