@@ -14,6 +14,7 @@ from pathlib import Path
 from loguru import logger
 
 from bench.agent import agent_benchmarks
+from bench.hostile import decoding, under_attack
 from bench.relay import ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
 
@@ -37,6 +38,8 @@ def main() -> None:
         agent_benchmarks(results, workdir, binary if binary.exists() else None)
         print("relay:", flush=True)
         ingest(results, workdir)
+        decoding(results)
+        under_attack(results, workdir)
         scrape(results, workdir)
         kube_cache(results, workdir)
     finally:

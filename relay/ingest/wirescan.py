@@ -37,26 +37,35 @@ class WireError(ValueError):
         self.reason = reason
 
 
-class _Rule(NamedTuple):
-    """What to do with one field of a message (scalars get SKIP: known, nothing to check)."""
+class _Descend(NamedTuple):
+    """A singular message field: walk into it when its payload is longer than `over`."""
 
-    cap_key: str  # set for repeated fields: entries are counted against `cap`
+    over: int
+    plan: Plan
+
+
+class _Count(NamedTuple):
+    """A repeated field or map: count its entries, measure each, maybe walk into each."""
+
+    key: str  # Message.field, for caps and counters
     cap: int
     report_cap: int  # > 0 when the cap holds across the whole report
-    string_bound: int  # a string (or repeated string) longer than this needs a cut
-    descend_over: int  # walk into the payload when it is longer than this
+    string_bound: int  # an entry longer than this may hold a string that needs a cut
+    descend_over: int  # walk into an entry longer than this
     plan: Plan | None
 
 
-SKIP = _Rule("", 0, 0, NEVER, NEVER, None)
+# A rule is one of those, or an int: the byte bound of a plain string field (NEVER for a
+# known field with nothing to check). Three kinds, so the hot loop dispatches on a class.
+Rule = _Descend | _Count | int
 
 
 @dataclass
 class Plan:
     """Tag -> rule for every field of one message type."""
 
-    rules: dict[int, _Rule] = field(default_factory=dict)
-    short_tags: list[_Rule | None] = field(default_factory=lambda: [None] * 0x80)  # 1-byte tags
+    rules: dict[int, Rule] = field(default_factory=dict)
+    short_tags: list[Rule | None] = field(default_factory=lambda: [None] * 0x80)  # 1-byte tags
     has_repeated: bool = False  # anywhere below: entries must be counted
     min_string_bound: int = NEVER  # the smallest string bound anywhere below
 
@@ -88,17 +97,11 @@ def build_plan(descriptor: Descriptor, limits: ReportLimits) -> Plan:
     plan = Plan()
     for item in descriptor.fields:
         wire = _wire_type(item)
-        plan.rules[item.number << 3 | wire] = SKIP
+        plan.rules[item.number << 3 | wire] = NEVER
         if item.is_repeated and wire != WIRE_LENGTH:
-            plan.rules[item.number << 3 | WIRE_LENGTH] = SKIP  # a packed repeated scalar
-        cap_key, cap, report_cap = "", 0, 0
+            plan.rules[item.number << 3 | WIRE_LENGTH] = NEVER  # a packed repeated scalar
         string_bound = descend_over = NEVER
         child = None
-        if item.is_repeated:
-            cap_key, cap = short_name(item), limits.cap(item)
-            per_report = PER_REPORT.get(cap_key)
-            report_cap = int(getattr(limits, per_report)) if per_report else 0
-            plan.has_repeated = True
         if item.type == FieldDescriptor.TYPE_STRING:
             string_bound = limits.string_bound(item)
             plan.min_string_bound = min(plan.min_string_bound, string_bound)
@@ -114,9 +117,18 @@ def build_plan(descriptor: Descriptor, limits: ReportLimits) -> Plan:
                 descend_over = child.min_string_bound
             else:
                 child = None
-        rule = _Rule(cap_key, cap, report_cap, string_bound, descend_over, child)
-        if rule != SKIP:
-            plan.rules[item.number << 3 | WIRE_LENGTH] = rule
+        rule: Rule
+        if item.is_repeated:
+            key = short_name(item)
+            per_report = PER_REPORT.get(key)
+            report_cap = int(getattr(limits, per_report)) if per_report else 0
+            rule = _Count(key, limits.cap(item), report_cap, string_bound, descend_over, child)
+            plan.has_repeated = True
+        elif child is not None:
+            rule = _Descend(descend_over, child)
+        else:
+            rule = string_bound
+        plan.rules[item.number << 3 | WIRE_LENGTH] = rule
     for tag, rule in plan.rules.items():
         if tag < 0x80:
             plan.short_tags[tag] = rule
@@ -152,7 +164,7 @@ class _Scanner:
 
     def message(self, pos: int, end: int, plan: Plan, room: int) -> int:
         """Walk one message; return how many more entries the budget allows. The hot
-        loop of the relay's ingest, written for speed."""
+        loop of the relay's ingest, written for speed (one-byte tags and lengths inline)."""
         data, rules, short_tags, result = self.data, plan.rules, plan.short_tags, self.result
         counts: dict[str, int] = {}
         unknown = 0
@@ -168,7 +180,7 @@ class _Scanner:
                 unknown += 1
                 if unknown > MAX_UNKNOWN_FIELDS:
                     raise WireError("unknown_fields", f"over {MAX_UNKNOWN_FIELDS} unknown fields")
-                rule = SKIP
+                rule = NEVER
             wire = tag & 7
             if wire == WIRE_LENGTH:
                 length = data[pos] if pos < end else 0x80
@@ -176,27 +188,31 @@ class _Scanner:
                     pos += 1
                 else:
                     length, pos = self.varint(pos, end)
-                if pos + length > end:
+                after = pos + length
+                if after > end:
                     raise WireError("malformed", "a field runs past the end of its message")
-                if rule is not SKIP:
-                    cap_key, cap, report_cap, string_bound, descend_over, child = rule
-                    if cap_key:
-                        room -= 1
-                        if room < 0:
-                            raise WireError(
-                                "too_many_entries",
-                                f"over {self.max_entries} repeated entries in one message",
-                            )
-                        held = counts[cap_key] = counts.get(cap_key, 0) + 1
-                        if held > cap:
-                            result.needs_cut = True
-                        if report_cap:
-                            self.count_in_report(cap_key, report_cap)
-                    if length > string_bound:
+                if type(rule) is int:
+                    if length > rule:
                         result.needs_cut = True
-                    if length > descend_over:
-                        room = self.message(pos, pos + length, child, room)  # type: ignore[arg-type]
-                pos += length
+                elif type(rule) is _Descend:
+                    if length > rule.over:
+                        room = self.message(pos, after, rule.plan, room)
+                elif type(rule) is _Count:
+                    key, cap, report_cap, string_bound, descend_over, child = rule
+                    room -= 1
+                    if room < 0:
+                        raise WireError(
+                            "too_many_entries",
+                            f"over {self.max_entries} repeated entries in one message",
+                        )
+                    held = counts[key] = counts.get(key, 0) + 1
+                    if held > cap or length > string_bound:
+                        result.needs_cut = True
+                    if report_cap:
+                        self.count_in_report(key, report_cap)
+                    if length > descend_over and child is not None:
+                        room = self.message(pos, after, child, room)
+                pos = after
             elif wire == WIRE_VARINT:
                 while pos < end and data[pos] >= 0x80:
                     pos += 1
