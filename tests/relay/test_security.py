@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
+import grpc
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
@@ -21,14 +22,17 @@ from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import channel_credentials, server_credentials
-from relay.enrich.kube import NoEnrichment
+from relay.enrich.kube import NoEnrichment, load_api_client
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
-from relay.ingest.auth import ANY_NODE, NodeScope
+from relay.ingest.auth import ANY_NODE, AuthRefusedError, NodeScope, Peer
 from relay.ingest.auth_mtls import ClientCertificates
 from relay.ingest.auth_tokenfile import TokenFile, parse_token_file
+from relay.ingest.auth_tokenreview import TokenReviewer
 from relay.state.store import NodeStore
+from tests.support import fake_kube
+from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
 from tests.support.reports import report
@@ -310,3 +314,44 @@ def test_unrestricted_tokens_are_named_at_start(tmp_path: Path) -> None:
     assert "UNRESTRICTED, may report as any node: line 2" in TokenFile(path).describe()
     path.write_text("t-a node-a\n")
     assert "UNRESTRICTED" not in TokenFile(path).describe()
+
+
+# -- TokenReview: cached briefly, deadline on every call, an outage keeps what was granted --
+
+
+def test_token_reviews_are_cached_and_survive_a_short_api_outage(tmp_path: Path) -> None:
+    api = FakeKubeApi().start()
+    api.put("/api/v1/pods", fake_kube.pod("agent-x", "kubensage", node="node-a"))
+    api.issue_token(
+        "sa-token",
+        ServiceAccountToken(
+            "kubensage",
+            "kubensage-agent",
+            ("kubensage",),
+            ("agent-x", "uid-kubensage-agent-x"),
+            None,
+        ),
+    )
+    loaded = load_api_client(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    assert loaded is not None
+    reviewer = TokenReviewer(loaded[0], timeout_seconds=2.0, cache_seconds=0.5)
+    peer = Peer(address="ipv4:127.0.0.1:1", bearer="sa-token")
+
+    async def scenario() -> None:
+        grants = [await reviewer.authenticate(peer) for _ in range(5)]
+        assert all(g.scope.allows("node-a") and not g.scope.allows("node-b") for g in grants)
+        assert api.token_reviews == 1  # one review, then the cache
+        assert api.requests.count("/api/v1/namespaces/kubensage/pods/agent-x") == 1
+        await asyncio.sleep(0.6)
+        api.stop()  # the API server is gone, and with it every open connection to it
+        loaded[0].rest_client.pool_manager.clear()
+        # a recently valid token keeps its grant; an unknown one is refused as unavailable
+        assert (await reviewer.authenticate(peer)).scope.allows("node-a")
+        with pytest.raises(AuthRefusedError) as refused:
+            await reviewer.authenticate(Peer(address="x", bearer="never-seen"))
+        assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        api.stop()

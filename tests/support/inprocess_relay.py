@@ -6,7 +6,7 @@ accepts and refuses is what the relay process does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -17,7 +17,7 @@ from relay.ingest.decode import DecodeLimits
 from relay.ingest.server import add_ingest, server_options
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
-from relay.state.store import NodeStore
+from relay.state.store import NodeStore, Outcome
 
 
 class InProcessRelay:
@@ -33,6 +33,7 @@ class InProcessRelay:
         max_message_bytes: int | None = None,
         limits: DecodeLimits | None = None,
         reload_seconds: float = 60.0,
+        on_accepted: Callable[[tm.Metrics, Outcome], None] | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
@@ -47,6 +48,7 @@ class InProcessRelay:
             limits,
             Authenticators(modes),
             reload_seconds=reload_seconds,
+            on_accepted=on_accepted,
         )
         self.server = grpc.aio.server(options=server_options(limits))
         add_ingest(self.server, self.service)
