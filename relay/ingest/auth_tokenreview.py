@@ -11,7 +11,9 @@ another audience or another service account is refused.
 Reviews are cached briefly (a fleet reconnecting after a relay restart costs one
 review per agent), a failed call has a deadline and, for a token that was valid
 recently, keeps that answer for a while: an API server outage does not end every
-stream. Calls run in threads, a few at a time.
+stream. Calls run in threads, a few at a time, and at most REVIEWS_PER_SECOND (with a
+burst) for tokens not in the cache, so anyone who can reach the port cannot turn the
+relay into a flood of TokenReviews against the API server.
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ CACHE_SECONDS = 10.0
 STALE_SECONDS = 600.0
 MAX_CACHED = 8192
 CONCURRENT_REVIEWS = 8
+REVIEWS_PER_SECOND = 50.0
+REVIEW_BURST = 200.0
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 @dataclass
@@ -75,6 +94,8 @@ class TokenReviewer:
         service_accounts: tuple[str, ...] = DEFAULT_SERVICE_ACCOUNTS,
         timeout_seconds: float = 5.0,
         cache_seconds: float = CACHE_SECONDS,
+        reviews_per_second: float = REVIEWS_PER_SECOND,
+        review_burst: float = REVIEW_BURST,
     ) -> None:
         self.reviews = client.AuthenticationV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -84,6 +105,7 @@ class TokenReviewer:
         self.cache_seconds = cache_seconds
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
         self._slots = asyncio.Semaphore(CONCURRENT_REVIEWS)
+        self._budget = _TokenBucket(reviews_per_second, review_burst)
 
     def describe(self) -> str:
         accounts = ", ".join(sorted(self.usernames))
@@ -96,6 +118,10 @@ class TokenReviewer:
         now = time.monotonic()
         if cached is not None and now - cached.at < self.cache_seconds:
             return self._answer(cached)
+        if cached is None and not self._budget.take():
+            raise AuthRefusedError(
+                "rate_limited", "too many new tokens to review; retry", grpc.StatusCode.UNAVAILABLE
+            )
         async with self._slots:
             try:
                 grant = await asyncio.to_thread(self._review, token)

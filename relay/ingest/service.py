@@ -126,7 +126,10 @@ class IngestService:
             opened = self.store.open_stream(hello, control.replaced)
         except NodeConflictError as exc:
             self.metrics.node_takeovers.labels("refused").inc()
-            logger.warning("refused agent {} for node {}: {}", hello.agent_id, node, exc)
+            key = f"{node}/{hello.agent_id}"  # it retries with backoff: say it once
+            self._peer_log.report(
+                key, "refused agent {} for node {}: {}", hello.agent_id, node, exc
+            )
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         if opened.replaced is not None:
             self.metrics.node_takeovers.labels("replaced").inc()

@@ -355,3 +355,26 @@ def test_token_reviews_are_cached_and_survive_a_short_api_outage(tmp_path: Path)
         asyncio.run(scenario())
     finally:
         api.stop()
+
+
+def test_unknown_tokens_cannot_flood_the_api_server_with_reviews(tmp_path: Path) -> None:
+    api = FakeKubeApi().start()
+    loaded = load_api_client(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    assert loaded is not None
+    # three new tokens at once, then almost none
+    reviewer = TokenReviewer(loaded[0], reviews_per_second=0.001, review_burst=3)
+
+    async def scenario() -> list[str]:
+        reasons = []
+        for attempt in range(10):
+            with pytest.raises(AuthRefusedError) as refused:
+                await reviewer.authenticate(Peer(address="x", bearer=f"guess-{attempt}"))
+            reasons.append(refused.value.reason)
+        return reasons
+
+    try:
+        reasons = asyncio.run(scenario())
+    finally:
+        api.stop()
+    assert reasons == ["invalid"] * 3 + ["rate_limited"] * 7
+    assert api.token_reviews == 3
