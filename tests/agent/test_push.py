@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.runner import next_tick
@@ -166,3 +167,36 @@ def test_a_rotated_token_is_picked_up_by_reconnecting_before_the_old_one_expires
     assert sender.reconnects_total >= 1 and sender.highest_acked == 2
     assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
     assert relay.value("kubensage_relay_auth_failures_total", reason="invalid") == 0
+
+
+def test_an_agent_refused_for_its_node_says_so_and_backs_off(tmp_path: Path) -> None:
+    relay_tokens = tmp_path / "relay-tokens"
+    relay_tokens.write_text("token-b node-b\n")
+    agent_token = tmp_path / "agent-token"
+    agent_token.write_text("token-b\n")
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+
+    async def scenario() -> StreamSender:
+        async with InProcessRelay(tokens=TokenFile(relay_tokens)) as relay:
+            queue = ReportQueue(capacity=10)
+            queue.put(report(sequence=1))  # for node-a: the token is for node-b only
+            hello = tm.Hello(agent_id="agent-1", node_name="node-a")
+            sender = StreamSender(
+                relay.address, lambda: hello, queue, lambda s: None, 1 << 20, token_file=agent_token
+            )
+            task = asyncio.create_task(sender.run())
+            await asyncio.sleep(3.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert relay.value("kubensage_relay_auth_failures_total", reason="wrong_node") >= 1
+            return sender
+
+    try:
+        sender = asyncio.run(scenario())
+    finally:
+        logger.remove(sink)
+    assert sender.highest_acked == 0
+    assert 1 <= sender.reconnects_total <= 5  # backoff 0.5, 1, 2 s...: not a hot loop
+    assert any("refused to take reports for this node" in line for line in lines)
