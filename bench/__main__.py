@@ -15,6 +15,7 @@ from loguru import logger
 
 from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
+from bench.hostile import decoding, under_attack
 from bench.relay import ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
 
@@ -39,6 +40,8 @@ def main() -> None:
         bundle_sizes(results, binary if binary.exists() else None)
         print("relay:", flush=True)
         ingest(results, workdir)
+        decoding(results)
+        under_attack(results, workdir)
         scrape(results, workdir)
         kube_cache(results, workdir)
         print("advisor:", flush=True)

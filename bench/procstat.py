@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.hostile import memory_kib
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -28,10 +30,7 @@ def cpu_seconds_with_children(pid: int) -> float:
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for {pid}")
+    return memory_kib(pid)["VmRSS"] * 1024
 
 
 def median(values: list[float]) -> float:

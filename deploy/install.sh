@@ -108,6 +108,8 @@ listen-address: 0.0.0.0:9190
 metrics-address: 0.0.0.0:9191
 log-format: json
 # Plaintext gRPC off loopback needs this; prefer tls-cert-file/tls-key-file instead.
+# Bind reports to nodes with token-file (lines "TOKEN node-name") or tls-client-ca-file:
+# without either, any host that reaches this port can report as any node.
 insecure: true
 YAML
 fi

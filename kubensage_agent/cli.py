@@ -27,6 +27,7 @@ from kubensage_agent.textformat import render_text
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import channel_credentials, require_secure_or_explicit
 from kubensage_common.version import version_string
 
@@ -137,8 +138,9 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
 @option(
     "--max-message-bytes",
     type=click.IntRange(min=1024),
-    default=16 * 1024 * 1024,
-    help="Reports larger than this are dropped and counted, never sent.",
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    help="Reports larger than this are dropped and counted, never sent (the relay's "
+    "default limit).",
 )
 @option(
     "--health-address",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 from loguru import logger
@@ -74,3 +76,26 @@ class OnceLogger:
     def active(self) -> dict[str, str]:
         with self._lock:
             return dict(self._active)
+
+
+class FirstPerKey:
+    """One warning per key (a peer, say) per `quiet_seconds`, not one per event: a
+    client repeating bad input cannot flood the log. Remembers at most `max_keys`."""
+
+    def __init__(self, quiet_seconds: float = 600.0, max_keys: int = 4096) -> None:
+        self.quiet_seconds = quiet_seconds
+        self.max_keys = max_keys
+        self._logged: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def report(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._logged.get(key)
+            if last is not None and now - last < self.quiet_seconds:
+                return
+            self._logged[key] = now
+            self._logged.move_to_end(key)
+            while len(self._logged) > self.max_keys:
+                self._logged.popitem(last=False)
+        logger.opt(depth=1).warning(message, *args)

@@ -13,23 +13,36 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_api.telemetry import telemetry_pb2_grpc
-from kubensage_common.addresses import join_host_port, split_host_port
+from kubensage_common.addresses import is_loopback, join_host_port, split_host_port
 from kubensage_common.httpserver import HttpServer
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import server_credentials
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
-from relay.ingest.auth import TokenFile
+from relay.ingest.auth import Authenticator, Authenticators
+from relay.ingest.auth_mtls import ClientCertificates
+from relay.ingest.auth_tokenfile import TokenFile
+from relay.ingest.auth_tokenreview import (
+    CACHE_SECONDS,
+    DEFAULT_AUDIENCE,
+    DEFAULT_SERVICE_ACCOUNTS,
+    TokenReviewer,
+)
+from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO, DecodeLimits
 from relay.ingest.limits import ReportLimits
-from relay.ingest.service import IngestService
+from relay.ingest.server import INGEST_SERVICE, add_ingest, server_options
+from relay.ingest.service import DEFAULT_RELOAD_SECONDS, IngestService
 from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
-from relay.state.store import NodeStore
+from relay.state.store import (
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    DEFAULT_MAX_REPORT_AGE_SECONDS,
+    NodeStore,
+)
 
-INGEST_SERVICE = "kubensage.telemetry.v1.Ingest"
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
@@ -40,12 +53,21 @@ class RelayConfig:
     metric_profile: str = "native"
     node_grace_seconds: float = 30.0
     agent_interval_seconds: float = 0.0
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
     limits: ReportLimits = field(default_factory=ReportLimits)
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    max_report_age_seconds: float = DEFAULT_MAX_REPORT_AGE_SECONDS
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_client_ca_file: str | None = None
+    tls_client_crl_file: str | None = None
     token_file: str | None = None
+    token_review: bool = False
+    token_review_audience: str = DEFAULT_AUDIENCE
+    token_review_service_accounts: tuple[str, ...] = DEFAULT_SERVICE_ACCOUNTS
+    token_review_timeout_seconds: float = 5.0
+    auth_reload_seconds: float = DEFAULT_RELOAD_SECONDS
     web: WebConfig = field(default_factory=WebConfig)
     kube_enrichment: bool = True
     kubeconfig: str | None = None
@@ -81,16 +103,52 @@ def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrich
     return enrichment
 
 
+def decode_limits(config: RelayConfig) -> DecodeLimits:
+    return DecodeLimits(config.max_message_bytes, config.max_compression_ratio, config.limits)
+
+
+def build_authenticators(config: RelayConfig) -> Authenticators:
+    """Every identity mode the configuration names; ValueError/OSError when one is unusable."""
+    modes: list[Authenticator] = []
+    if config.token_file and config.token_review:
+        raise ValueError("--token-file and --token-review both read the bearer token: pick one")
+    if config.token_file:
+        modes.append(TokenFile(Path(config.token_file)))
+    if config.token_review:
+        loaded = load_api_client(config.kubeconfig)
+        if loaded is None:
+            raise ValueError(
+                "--token-review needs the Kubernetes API: run in a pod or give --kubeconfig"
+            )
+        modes.append(
+            TokenReviewer(
+                loaded[0],
+                audience=config.token_review_audience,
+                service_accounts=config.token_review_service_accounts,
+                timeout_seconds=config.token_review_timeout_seconds,
+                # a revoked token must fail the next check of its streams
+                cache_seconds=min(CACHE_SECONDS, config.auth_reload_seconds / 2),
+            )
+        )
+    if config.tls_client_ca_file:
+        crl = Path(config.tls_client_crl_file) if config.tls_client_crl_file else None
+        modes.append(ClientCertificates(Path(config.tls_client_ca_file), crl))
+    return Authenticators(modes)
+
+
+def log_authentication(auth: Authenticators, listen_address: str) -> None:
+    """Say at start what binds a report to its node, and loudly when nothing does."""
+    for mode in auth.modes:
+        logger.info("agent authentication: {}", mode.describe())
+    if not auth:
+        host, _ = split_host_port(listen_address)
+        log = logger.info if is_loopback(host) else logger.warning
+        log("no agent authentication: any peer may report as any node")
+
+
 def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.Server, int, str]:
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ]
-    )
-    telemetry_pb2_grpc.add_IngestServicer_to_server(ingest, server)
+    server = grpc.aio.server(options=server_options(ingest.limits))
+    add_ingest(server, ingest)
     host, port = split_host_port(config.listen_address)
     target = join_host_port(host, port)
     if config.tls_cert_file and config.tls_key_file:
@@ -101,10 +159,16 @@ def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.S
     return server, server.add_insecure_port(target), host
 
 
-async def serve(config: RelayConfig) -> None:
+async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None:
     # *_created samples double the series count for no use on a relay's counters
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    store = NodeStore(config.node_grace_seconds)
+    auth = auth if auth is not None else build_authenticators(config)
+    log_authentication(auth, config.listen_address)
+    store = NodeStore(
+        config.node_grace_seconds,
+        max_clock_skew_seconds=config.max_clock_skew_seconds,
+        max_report_age_seconds=config.max_report_age_seconds,
+    )
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
@@ -116,8 +180,14 @@ async def serve(config: RelayConfig) -> None:
         if config.agent_interval_seconds > 0
         else None
     )
-    tokens = TokenFile(Path(config.token_file)) if config.token_file else None
-    ingest = IngestService(store, metrics, settings, config.limits, tokens)
+    ingest = IngestService(
+        store,
+        metrics,
+        settings,
+        decode_limits(config),
+        auth,
+        reload_seconds=config.auth_reload_seconds,
+    )
     server, grpc_port, grpc_host = _grpc_server(config, ingest)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -132,10 +202,10 @@ async def serve(config: RelayConfig) -> None:
     http = HttpServer(http_host, http_port, app, config.web.ssl_context())
     http.start()
     logger.info(
-        "relay ingest on {} ({}{}), metrics on {}://{}/metrics (profile {})",
+        "relay ingest on {} ({}, {}), metrics on {}://{}/metrics (profile {})",
         join_host_port(grpc_host, grpc_port),
         "TLS" if config.tls_cert_file else "plaintext",
-        ", bearer tokens" if tokens else "",
+        " + ".join(mode.mode for mode in auth.modes) or "no authentication",
         "https" if config.web.cert_file else "http",
         join_host_port(http_host, http.port),
         config.metric_profile,
@@ -149,6 +219,7 @@ async def serve(config: RelayConfig) -> None:
     logger.info("relay stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE_SECONDS)
+    ingest.close()
     http.stop()
     if isinstance(enrichment, KubeEnrichment):
         enrichment.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,12 +12,54 @@ from loguru import logger
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
-from relay.app import RelayConfig, serve
+from relay.app import RelayConfig, build_authenticators, serve
 from relay.expose.webconfig import WebConfig, load_web_config
+from relay.ingest.auth_tokenreview import DEFAULT_AUDIENCE, DEFAULT_SERVICE_ACCOUNTS
+from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO
 from relay.ingest.limits import ReportLimits
+from relay.ingest.service import DEFAULT_RELOAD_SECONDS
 from relay.series.profiles import PROFILES, parse_profiles
+from relay.state.store import DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_MAX_REPORT_AGE_SECONDS
+
+LIMITS = ReportLimits()
+# --flag -> ReportLimits field, each with its default from ReportLimits (stated once)
+LIMIT_FLAGS = (
+    ("--max-pods-per-report", "max_pods", "Pods beyond this in one report are cut and counted."),
+    (
+        "--max-containers-per-pod",
+        "max_containers_per_pod",
+        "Containers beyond this in a pod are cut.",
+    ),
+    (
+        "--max-containers-per-report",
+        "max_containers",
+        "Containers beyond this in a report are cut.",
+    ),
+    ("--max-labels", "max_labels", "Labels beyond this on a pod or container are cut."),
+    ("--max-interfaces", "max_interfaces", "Network interfaces beyond this (node, pod) are cut."),
+    ("--max-filesystems", "max_filesystems", "Node filesystems beyond this are cut."),
+    ("--max-disks", "max_disks", "Node disks beyond this are cut."),
+    ("--max-cpus", "max_cpus", "Per-CPU entries beyond this are cut."),
+    ("--max-label-value-bytes", "max_label_value_bytes", "Longer strings are cut and counted."),
+)
+
+
+def _key(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for flag, attribute, text in reversed(LIMIT_FLAGS):
+        command = option(
+            flag,
+            type=click.IntRange(min=1),
+            default=getattr(LIMITS, attribute),
+            help=text,
+        )(command)
+    return command
 
 
 def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -72,32 +115,74 @@ def cli() -> None:
 @option(
     "--max-message-bytes",
     type=click.IntRange(min=1024),
-    default=16 * 1024 * 1024,
-    help="Largest report accepted; larger ones end the stream with RESOURCE_EXHAUSTED.",
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    help="Largest agent message, decompressed; larger ones end the stream.",
 )
 @option(
-    "--max-pods-per-report",
-    type=click.IntRange(min=1),
-    default=1000,
-    help="Pods beyond this in one report are cut and counted.",
+    "--max-compression-ratio",
+    type=click.IntRange(min=2),
+    default=DEFAULT_MAX_COMPRESSION_RATIO,
+    help="A gzip message may inflate at most this many times its size on the wire.",
+)
+@limit_options
+@option(
+    "--max-clock-skew",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    help="Seconds a report's collection time may lie ahead of the relay's clock.",
 )
 @option(
-    "--max-label-value-bytes",
-    type=click.IntRange(min=16),
-    default=1024,
-    help="Longer label values are cut and counted.",
+    "--max-report-age",
+    type=click.FloatRange(min=60),
+    default=DEFAULT_MAX_REPORT_AGE_SECONDS,
+    help="Older reports are refused; newer but stale ones are kept as history, not current.",
 )
 @option("--tls-cert-file", default=None, help="PEM certificate for the gRPC ingest port.")
 @option("--tls-key-file", default=None, help="PEM private key for --tls-cert-file.")
 @option(
     "--tls-client-ca-file",
     default=None,
-    help="Require agent client certificates signed by this CA (mutual TLS).",
+    help="Require agent client certificates signed by this CA (mutual TLS); the "
+    "certificate's DNS SAN or CN must be the node name.",
+)
+@option(
+    "--tls-client-crl-file",
+    default=None,
+    help="PEM CRL of revoked agent certificates; streams using one are ended.",
 )
 @option(
     "--token-file",
     default=None,
-    help="Accepted bearer tokens, one per line; re-read when the file changes.",
+    help="Accepted bearer tokens, one per line, each optionally followed by the node "
+    "names or glob patterns it may report for; re-read when the file changes.",
+)
+@option(
+    "--token-review/--no-token-review",
+    default=False,
+    help="Check agents' ServiceAccount tokens with the Kubernetes TokenReview API and "
+    "accept reports only for the node of the token's pod.",
+)
+@option(
+    "--token-review-audience",
+    default=DEFAULT_AUDIENCE,
+    help="Audience the agents' projected tokens are issued for.",
+)
+@option(
+    "--token-review-service-account",
+    default=",".join(DEFAULT_SERVICE_ACCOUNTS),
+    help="Agent service accounts, namespace:name, comma-separated.",
+)
+@option(
+    "--token-review-timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    help="Deadline of each TokenReview and pod lookup, in seconds.",
+)
+@option(
+    "--auth-reload-interval",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_RELOAD_SECONDS,
+    help="Seconds between checks of open streams' credentials (revocation).",
 )
 @option(
     "--insecure",
@@ -169,14 +254,24 @@ def serve_command(**options: Any) -> None:
         node_grace_seconds=options["node_grace_period"],
         agent_interval_seconds=options["agent_interval"],
         max_message_bytes=options["max_message_bytes"],
+        max_compression_ratio=options["max_compression_ratio"],
         limits=ReportLimits(
-            max_pods=options["max_pods_per_report"],
-            max_label_value_bytes=options["max_label_value_bytes"],
+            **{attribute: options[_key(flag)] for flag, attribute, _ in LIMIT_FLAGS}
         ),
+        max_clock_skew_seconds=options["max_clock_skew"],
+        max_report_age_seconds=options["max_report_age"],
         tls_cert_file=options["tls_cert_file"],
         tls_key_file=options["tls_key_file"],
         tls_client_ca_file=options["tls_client_ca_file"],
+        tls_client_crl_file=options["tls_client_crl_file"],
         token_file=options["token_file"],
+        token_review=options["token_review"],
+        token_review_audience=options["token_review_audience"],
+        token_review_service_accounts=tuple(
+            a.strip() for a in options["token_review_service_account"].split(",") if a.strip()
+        ),
+        token_review_timeout_seconds=options["token_review_timeout"],
+        auth_reload_seconds=options["auth_reload_interval"],
         web=web or WebConfig(),
         kube_enrichment=options["kube_enrichment"],
         kubeconfig=options["kubeconfig"],
@@ -185,7 +280,13 @@ def serve_command(**options: Any) -> None:
         kube_sync_timeout_seconds=options["kube_sync_timeout"],
         kube_resync_seconds=options["kube_resync"],
     )
-    asyncio.run(serve(config))
+    if config.tls_client_ca_file and not config.tls_cert_file:
+        raise click.UsageError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+    try:
+        auth = build_authenticators(config)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    asyncio.run(serve(config, auth))
 
 
 def main() -> None:

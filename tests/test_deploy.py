@@ -216,6 +216,37 @@ def test_agent_daemonset_mounts_what_it_reads_and_probes_its_own_port() -> None:
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
+def test_agents_prove_their_node_with_a_projected_token_the_relay_reviews() -> None:
+    daemonset = find("DaemonSet", "kubensage-agent")
+    pod = daemonset["spec"]["template"]["spec"]
+    (agent,) = pod["containers"]
+    token_file = Path(args_of(agent)["token-file"])
+    mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
+    mount = mounts[str(token_file.parent)]
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    (source,) = volume["projected"]["sources"]
+    projected = source["serviceAccountToken"]
+    assert projected["path"] == token_file.name
+    assert projected["expirationSeconds"] == 3600
+    assert pod["automountServiceAccountToken"] is False  # no API token, only this one
+    relay = find("Deployment", "kubensage-relay")["spec"]["template"]["spec"]
+    (relay_container,) = relay["containers"]
+    relay_args = relay_container["args"]
+    assert "--token-review" in relay_args
+    assert projected["audience"] == default(serve_command, "token_review_audience")
+    namespace, name = default(serve_command, "token_review_service_account").split(":")
+    assert (daemonset["metadata"]["namespace"], pod["serviceAccountName"]) == (namespace, name)
+
+
+def test_plaintext_ingest_is_only_shipped_with_a_node_binding() -> None:
+    for kind, name in (("Deployment", "kubensage-relay"), ("DaemonSet", "kubensage-agent")):
+        (container,) = find(kind, name)["spec"]["template"]["spec"]["containers"]
+        if "--insecure" in container["args"]:
+            bound = {"--token-review", "--token-file", "--tls-client-ca-file"}
+            assert any(a.split("=")[0] in bound for a in container["args"]), (kind, name)
+
+
 def test_relay_ports_match_the_cli_and_the_service() -> None:
     deployment = find("Deployment", "kubensage-relay")
     pod = deployment["spec"]["template"]["spec"]
@@ -252,13 +283,22 @@ def test_relay_ports_match_the_cli_and_the_service() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
-def test_relay_rbac_is_read_only_on_exactly_what_enrichment_uses() -> None:
+def test_relay_rbac_reads_what_enrichment_uses_and_only_creates_token_reviews() -> None:
     role = find("ClusterRole", "kubensage-relay")
     granted = {
-        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+        (g, r, tuple(rule["verbs"]))
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
     }
-    assert granted == {("", "pods"), ("", "nodes"), ("apps", "replicasets"), ("batch", "jobs")}
-    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in role["rules"])
+    read = ("get", "list", "watch")
+    assert granted == {
+        ("", "pods", read),
+        ("", "nodes", read),
+        ("apps", "replicasets", read),
+        ("batch", "jobs", read),
+        ("authentication.k8s.io", "tokenreviews", ("create",)),
+    }
     binding = find("ClusterRoleBinding", "kubensage-relay")
     assert (
         binding["subjects"][0]["name"]

@@ -21,6 +21,7 @@ from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.httpserver import HttpServer
+from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.version import VERSION
 
 MIN_INTERVAL_SECONDS = 0.2
@@ -32,7 +33,7 @@ class RunConfig:
     interval_seconds: float = 10.0
     queue_size: int = 360
     flush_timeout_seconds: float = 5.0
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     health_address: str = ""
     state_dir: Path | None = None
     spool_max_bytes: int = 0
@@ -108,7 +109,9 @@ class AgentRunner:
     def _cycle(self) -> None:
         sender_health = self.builder.sender
         sender_health.queue_depth = len(self.queue)
-        sender_health.dropped_reports_total = self.queue.dropped_total + self.oversize_dropped
+        sender_health.dropped_reports_total = (
+            self.queue.dropped_total + self.oversize_dropped + self.sender.refused_total
+        )
         sender_health.reconnects_total = self.sender.reconnects_total
         sender_health.interval_seconds = self.interval
         spool = self.queue.spool

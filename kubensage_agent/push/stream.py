@@ -2,15 +2,19 @@
 
 On any break the stream is rebuilt after a jittered backoff and every report not yet
 acknowledged is sent again, oldest first; the relay drops repeats by sequence number.
+A report the relay refuses as such (too large, or undecodable: it says so in the
+trailing metadata) is dropped and counted, so one bad report cannot block the queue.
+When the token file changes (a projected ServiceAccount token is rotated) the stream
+is ended cleanly and opened again with the new token, before the old one expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from loguru import logger
@@ -19,10 +23,29 @@ from kubensage_agent.push.queue import ReportQueue
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.backoff import Backoff
+from kubensage_common.protocol import REFUSED_REPORT_METADATA
 
 IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 2.0
+REFUSALS = {
+    grpc.StatusCode.UNAUTHENTICATED: "refused our credentials ({}); check --token-file",
+    grpc.StatusCode.PERMISSION_DENIED: "refused to take reports for this node ({}); check "
+    "--node-name and which nodes the credentials are for",
+    grpc.StatusCode.FAILED_PRECONDITION: "refused this agent ({})",
+    grpc.StatusCode.ABORTED: "ended the stream ({})",
+}
+
+
+def refused_a_report(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the relay ended the stream because of the report it was reading."""
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return True  # larger than the relay accepts (only a report can be)
+    if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+        return False
+    # grpc.aio yields (key, value) pairs; the stubs describe the sync API's objects
+    pairs = cast("Iterable[tuple[str, str]]", exc.trailing_metadata() or ())
+    return REFUSED_REPORT_METADATA in list(pairs)
 
 
 class StreamSender:
@@ -47,11 +70,13 @@ class StreamSender:
         self.server_name = server_name
         self.token_file = token_file
         self.reconnects_total = 0
+        self.refused_total = 0
         self.acked_any = False
         self.highest_acked = 0
         self._backoff = Backoff()
         self._stopping = False
         self._call: IngestCall | None = None
+        self._token = ""
 
     async def run(self) -> None:
         """Keep a stream up until `stop()`; never raises for relay trouble."""
@@ -61,12 +86,12 @@ class StreamSender:
                 self.reconnects_total += 1
             first = False
             try:
-                await self._one_stream()
+                if await self._one_stream():
+                    logger.info("token file changed; reconnecting with the new token")
+                    continue
                 problem = "relay closed the stream"
             except grpc.aio.AioRpcError as exc:
-                problem = f"stream broke: {exc.code().name} {exc.details()}"
-                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    problem = f"refused our credentials ({exc.details()}); check --token-file"
+                problem = self._problem(exc)
             except (OSError, TimeoutError, grpc.aio.UsageError) as exc:
                 problem = f"unreachable: {exc!r}"
             if self._stopping:
@@ -74,12 +99,45 @@ class StreamSender:
             logger.warning("relay {} {}; reconnecting", self.relay_address, problem)
             await asyncio.sleep(self._backoff.next_delay())
 
+    def _problem(self, exc: grpc.aio.AioRpcError) -> str:
+        if refused_a_report(exc):
+            self._drop_refused()
+        template = REFUSALS.get(exc.code(), "stream broke: " + exc.code().name + " {}")
+        return template.format(exc.details())
+
+    def _drop_refused(self) -> None:
+        """The relay refused the oldest report it had not acknowledged: sending it again
+        would be refused again, forever."""
+        refused = self.queue.after(self.highest_acked)
+        if refused is None:
+            return
+        self.queue.ack(refused.sequence)
+        self.refused_total += 1
+        logger.warning(
+            "relay {} refused report {} ({} bytes); dropped",
+            self.relay_address,
+            refused.sequence,
+            refused.ByteSize(),
+        )
+
+    def _read_token(self) -> str:
+        assert self.token_file is not None
+        return self.token_file.read_text().strip()
+
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         """Read the token at every connect, so a rotated token is picked up without a restart."""
         if self.token_file is None:
             return ()
-        token = self.token_file.read_text().strip()
-        return (("authorization", f"Bearer {token}"),)
+        self._token = self._read_token()
+        return (("authorization", f"Bearer {self._token}"),)
+
+    def _token_rotated(self) -> bool:
+        if self.token_file is None:
+            return False
+        try:
+            return self._read_token() != self._token
+        except OSError:
+            return False  # mid-rotation: look again at the next report
 
     def _channel(self, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
         if self.credentials is None:
@@ -95,7 +153,8 @@ class StreamSender:
             compression=grpc.Compression.Gzip,
         )
 
-    async def _one_stream(self) -> None:
+    async def _one_stream(self) -> bool:
+        """One stream until it ends; True when it was ended to pick up a rotated token."""
         options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
@@ -114,7 +173,7 @@ class StreamSender:
                 await call.write(tm.AgentMessage(hello=self.hello()))
                 reader = asyncio.create_task(self._read(call))
                 try:
-                    await self._write(call, reader)
+                    return await self._write(call, reader)
                 finally:
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
@@ -126,9 +185,14 @@ class StreamSender:
         self,
         call: IngestCall,
         reader: asyncio.Task[None],
-    ) -> None:
+    ) -> bool:
         sent_upto = self.highest_acked
         while not self._stopping:
+            if self._token_rotated():
+                await call.done_writing()  # the relay then ends the stream cleanly
+                with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
+                    await asyncio.wait_for(asyncio.shield(reader), CLOSE_TIMEOUT_SECONDS)
+                return True
             report = self.queue.after(sent_upto)
             if report is None:
                 waiter = asyncio.create_task(self.queue.wait_changed())
@@ -136,10 +200,15 @@ class StreamSender:
                 if reader in done:
                     waiter.cancel()
                     reader.result()  # re-raises the stream's error, if it ended with one
-                    return
+                    return False
                 continue
-            await call.write(tm.AgentMessage(report=report))
+            try:
+                await call.write(tm.AgentMessage(report=report))
+            except asyncio.InvalidStateError:  # the relay ended the stream meanwhile
+                await reader  # raises the status it ended with
+                return False
             sent_upto = report.sequence
+        return False
 
     async def _read(self, call: IngestCall) -> None:
         async for message in call:

@@ -1,124 +1,299 @@
-"""The agent stream: hello, then reports answered by acknowledgements (and settings when set)."""
+"""The agent stream: credentials, hello, then reports answered by acknowledgements.
+
+The stream is served on raw bytes (relay.ingest.server registers it so), decoded here
+within limits and off the event loop. A stream ends, from outside its own reading,
+when its credentials are no longer accepted (checked every reload interval) or when a
+newer stream takes over its node.
+
+Hook for history: every report the store accepts, current or late, is passed to
+`on_accepted(report, outcome)` before it is acknowledged; `outcome.late` tells a
+report that is kept for history but is not the node's current state.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import grpc
 from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_api.telemetry import telemetry_pb2_grpc
-from relay.ingest.auth import TokenFile
-from relay.ingest.limits import ReportLimits, enforce_limits
+from kubensage_common.logsetup import FirstPerKey
+from kubensage_common.protocol import REFUSED_REPORT_METADATA
+from relay.ingest.auth import (
+    Authenticators,
+    AuthRefusedError,
+    Grant,
+    Peer,
+    allowed,
+    describe_grants,
+)
+from relay.ingest.decode import DecodeError, DecodeLimits, MessageDecoder
+from relay.ingest.identity import hello_problem, report_problem
 from relay.selfmetrics import RelayMetrics
-from relay.state.store import NodeStore, Outcome
+from relay.state.store import NodeConflictError, NodeStore, Outcome, StreamClaim
 
 HELLO_TIMEOUT_SECONDS = 30.0
+DEFAULT_RELOAD_SECONDS = 60.0
+# Messages this small are decoded on the event loop: a thread hop would cost more.
+INLINE_DECODE_BYTES = 4096
+DECODE_THREADS = 2
+ServicerContext = grpc.aio.ServicerContext[bytes, tm.RelayMessage]
 
 
-def validate(report: tm.Metrics, hello: tm.Hello) -> str | None:
-    """The reason a report cannot be stored, or None when it can."""
-    if report.agent_id != hello.agent_id or report.node.name != hello.node_name:
-        return "identity_mismatch"
-    if report.sequence == 0 or not report.node.name:
-        return "invalid"
-    return None
+class StreamEndedError(Exception):
+    """Raised in a stream's handler when something outside it ended the stream."""
 
 
-class IngestService(telemetry_pb2_grpc.IngestServicer):
+@dataclass
+class _Ending:
+    code: grpc.StatusCode
+    details: str
+    how: str  # the streams_closed label
+
+
+class StreamControl:
+    """Ends one stream from outside its handler (revocation, replacement)."""
+
+    def __init__(self) -> None:
+        self.ending: _Ending | None = None
+        self._event = asyncio.Event()
+
+    def end(self, code: grpc.StatusCode, details: str, how: str) -> None:
+        if self.ending is None:
+            self.ending = _Ending(code, details, how)
+            self._event.set()
+
+    def replaced(self, details: str) -> None:
+        self.end(grpc.StatusCode.ABORTED, details, "replaced")
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+@dataclass(frozen=True)
+class _Stream:
+    peer: Peer
+    grants: list[Grant]
+    hello: tm.Hello
+    claim: StreamClaim
+    control: StreamControl
+
+
+class IngestService:
     def __init__(
         self,
         store: NodeStore,
         metrics: RelayMetrics,
         settings: tm.Settings | None = None,
-        limits: ReportLimits | None = None,
-        tokens: TokenFile | None = None,
+        limits: DecodeLimits | None = None,
+        auth: Authenticators | None = None,
+        *,
+        reload_seconds: float = DEFAULT_RELOAD_SECONDS,
+        on_accepted: Callable[[tm.Metrics, Outcome], None] | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.settings = settings
-        self.limits = limits if limits is not None else ReportLimits()
-        self.tokens = tokens
+        self.limits = limits if limits is not None else DecodeLimits()
+        self.decoder = MessageDecoder(self.limits)
+        self.auth = auth if auth is not None else Authenticators(())
+        self.reload_seconds = reload_seconds
+        self.on_accepted = on_accepted
+        self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        self._peer_log = FirstPerKey()
 
-    async def Stream(  # noqa: N802 - gRPC method name
-        self,
-        request_iterator: AsyncIterator[tm.AgentMessage],
-        context: grpc.aio.ServicerContext[tm.AgentMessage, tm.RelayMessage],
-    ) -> AsyncIterator[tm.RelayMessage]:
-        if self.tokens is not None:
-            metadata = {key: value for key, value in context.invocation_metadata() or ()}
-            refused = self.tokens.check(str(metadata.get("authorization", "")) or None)
-            if refused is not None:
-                self.metrics.auth_failures.labels(refused).inc()
-                logger.warning("refused stream from {}: {} bearer token", context.peer(), refused)
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{refused} bearer token")
-                return
-        hello = await self._hello(request_iterator, context)
-        if hello is None:
-            return
-        node, peer = hello.node_name, context.peer()
-        self.store.connected(node)
-        self.metrics.connected_agents.inc()
-        logger.info("agent {} on node {} connected from {}", hello.agent_id, node, peer)
-        accepted = 0
-        clean = False
+    def close(self) -> None:
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def Stream(self, _requests: object, context: ServicerContext) -> None:  # noqa: N802
+        peer = Peer.from_context(context)
+        grants = await self._authenticate(peer, context)
+        hello = await self._hello(context)
+        node = hello.node_name
+        if not allowed(grants, node):
+            self.metrics.auth_failures.labels("wrong_node").inc()
+            details = f"{describe_grants(grants)}: not for node {node}"
+            self._peer_log.report(_host(peer), "refused {}: {}", peer.address, details)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, details)
+        control = StreamControl()
         try:
-            if self.settings is not None:
-                yield tm.RelayMessage(settings=self.settings)
-            async for message in request_iterator:
-                if not message.HasField("report"):
-                    self.metrics.rejected.labels("invalid").inc()
-                    continue
-                if self._ingest(message.report, hello):
-                    accepted += 1
-                yield tm.RelayMessage(ack=tm.Ack(sequence=message.report.sequence))
-            clean = True
-        finally:
-            self.store.disconnected(node)
-            self.metrics.connected_agents.dec()
-            how = "clean" if clean else "lost"
-            self.metrics.streams_closed.labels(how).inc()
-            logger.info(
-                "stream of node {} closed {} after {} accepted reports", node, how, accepted
+            opened = self.store.open_stream(hello, control.replaced)
+        except NodeConflictError as exc:
+            self.metrics.node_takeovers.labels("refused").inc()
+            key = f"{node}/{hello.agent_id}"  # it retries with backoff: say it once
+            self._peer_log.report(
+                key, "refused agent {} for node {}: {}", hello.agent_id, node, exc
             )
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        if opened.replaced is not None:
+            self.metrics.node_takeovers.labels("replaced").inc()
+            logger.info(
+                "agent {} takes node {} over from agent {}", hello.agent_id, node, opened.replaced
+            )
+        if opened.sequence_reset:
+            self.metrics.sequence_resets.inc()
+            logger.info(
+                "agent {} came back with sequence {} below the one remembered: new numbering",
+                hello.agent_id,
+                hello.last_sequence,
+            )
+        await self._serve(context, _Stream(peer, grants, hello, opened.claim, control))
 
-    async def _hello(
-        self,
-        request_iterator: AsyncIterator[tm.AgentMessage],
-        context: grpc.aio.ServicerContext[tm.AgentMessage, tm.RelayMessage],
-    ) -> tm.Hello | None:
+    async def _authenticate(self, peer: Peer, context: ServicerContext) -> list[Grant]:
         try:
-            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
-        except (StopAsyncIteration, TimeoutError):
-            return None
-        if not first.HasField("hello") or not first.hello.agent_id or not first.hello.node_name:
+            return await self.auth.authenticate(peer)
+        except AuthRefusedError as exc:
+            self.metrics.auth_failures.labels(exc.reason).inc()
+            self._peer_log.report(_host(peer), "refused stream from {}: {}", peer.address, exc)
+            await context.abort(exc.code, f"{exc.reason}: {exc}")
+
+    async def _hello(self, context: ServicerContext) -> tm.Hello:
+        try:
+            first = await asyncio.wait_for(context.read(), HELLO_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no hello in time")
+        if not isinstance(first, bytes):  # EOF
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stream ended before a hello")
+        message = await self._decode(first, context, report=False)
+        if not message.HasField("hello"):
             self.metrics.rejected.labels("no_hello").inc()
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the first message must be a hello naming agent_id and node_name",
             )
-            return None
-        return first.hello
+        problem = hello_problem(message.hello)
+        if problem is not None:
+            self.metrics.decode_errors.labels("bad_hello").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return message.hello
 
-    def _ingest(self, report: tm.Metrics, hello: tm.Hello) -> bool:
+    async def _decode(
+        self, data: bytes, context: ServicerContext, *, report: bool = True
+    ) -> tm.AgentMessage:
+        try:
+            if len(data) <= INLINE_DECODE_BYTES:
+                decoded = self.decoder.decode(data)
+            else:
+                loop = asyncio.get_running_loop()
+                decoded = await loop.run_in_executor(self._decode_pool, self.decoder.decode, data)
+        except DecodeError as exc:
+            self.metrics.decode_errors.labels(exc.reason).inc()
+            host = context.peer().rsplit(":", 1)[0]
+            self._peer_log.report(host, "refused a message from {}: {}", context.peer(), exc)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{exc.reason}: {exc}",
+                (REFUSED_REPORT_METADATA,) if report else (),
+            )
+        for what, count in decoded.cuts.items():
+            self.metrics.truncations.labels(what).inc(count)
+        return decoded.message
+
+    async def _serve(self, context: ServicerContext, stream: _Stream) -> None:
+        peer, hello, claim, control = stream.peer, stream.hello, stream.claim, stream.control
+        node = hello.node_name
+        self.metrics.connected_agents.inc()
+        logger.info(
+            "agent {} on node {} connected from {} ({})",
+            hello.agent_id,
+            node,
+            peer.address,
+            describe_grants(stream.grants),
+        )
+        watcher = asyncio.create_task(self._revalidate(peer, node, control)) if self.auth else None
+        ended = asyncio.create_task(control.wait())
+        accepted, how = 0, "lost"
+        try:
+            if self.settings is not None:
+                await context.write(tm.RelayMessage(settings=self.settings))
+            while (data := await _next(context, ended)) is not None:
+                message = await self._decode(data, context)
+                if not message.HasField("report"):
+                    self.metrics.rejected.labels("invalid").inc()
+                    continue
+                if self._ingest(message.report, hello, claim):
+                    accepted += 1
+                await context.write(tm.RelayMessage(ack=tm.Ack(sequence=message.report.sequence)))
+            how = "clean"
+        except StreamEndedError:
+            assert control.ending is not None
+            how = control.ending.how
+            logger.info("ending the stream of node {}: {}", node, control.ending.details)
+            await context.abort(control.ending.code, control.ending.details)
+        except grpc.aio.AbortError:
+            how = "invalid" if how == "lost" else how
+            raise
+        finally:
+            for task in (watcher, ended):
+                if task is not None:
+                    task.cancel()
+            self.store.close_stream(claim)
+            self.metrics.connected_agents.dec()
+            self.metrics.streams_closed.labels(how).inc()
+            logger.info(
+                "stream of node {} closed {} after {} accepted reports", node, how, accepted
+            )
+
+    async def _revalidate(self, peer: Peer, node: str, control: StreamControl) -> None:
+        """Check the stream's credentials again every reload interval; end it when refused."""
+        while True:
+            await asyncio.sleep(self.reload_seconds)
+            try:
+                grants = await self.auth.authenticate(peer)
+            except AuthRefusedError as exc:
+                if exc.code == grpc.StatusCode.UNAVAILABLE:
+                    continue  # the authority is unreachable: keep what was granted
+                self.metrics.auth_failures.labels(exc.reason).inc()
+                control.end(exc.code, f"credentials no longer accepted: {exc}", "revoked")
+                return
+            if not allowed(grants, node):
+                self.metrics.auth_failures.labels("wrong_node").inc()
+                details = f"{describe_grants(grants)}: no longer for node {node}"
+                control.end(grpc.StatusCode.PERMISSION_DENIED, details, "revoked")
+                return
+
+    def _ingest(self, report: tm.Metrics, hello: tm.Hello, claim: StreamClaim) -> bool:
         started = time.perf_counter()
         try:
-            reason = validate(report, hello)
+            reason = report_problem(report, hello)
             if reason is not None:
                 self.metrics.rejected.labels(reason).inc()
                 return False
-            for what, count in enforce_limits(report, self.limits).items():
-                self.metrics.truncations.labels(what).inc(count)
-            outcome = self.store.accept(report)
-            if outcome is not Outcome.ACCEPTED:
+            outcome = self.store.accept(report, claim)
+            if not outcome.accepted:
                 self.metrics.rejected.labels(outcome.value).inc()
                 return False
+            if self.on_accepted is not None:
+                self.on_accepted(report, outcome)
+            if outcome.late:
+                self.metrics.late.labels(outcome.value).inc()
+                return True
             self.metrics.received.inc()
             age = time.time() - report.collected_at_unix_nanos / 1e9
             self.metrics.report_age.observe(max(age, 0.0))
             return True
         finally:
             self.metrics.ingest_duration.observe(time.perf_counter() - started)
+
+
+async def _next(context: ServicerContext, ended: asyncio.Task[None]) -> bytes | None:
+    """The stream's next message, None at its end; StreamEndedError when ended from outside."""
+    read = asyncio.ensure_future(context.read())
+    await asyncio.wait({read, ended}, return_when=asyncio.FIRST_COMPLETED)
+    if not read.done():
+        read.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await read
+        raise StreamEndedError
+    data: object = read.result()
+    return data if isinstance(data, bytes) else None  # anything else is EOF
+
+
+def _host(peer: Peer) -> str:
+    return peer.address.rsplit(":", 1)[0]

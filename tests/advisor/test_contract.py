@@ -1,26 +1,33 @@
-"""The series the advisor reads are the ones the relay writes, with the labels it groups by."""
+"""The series the advisor reads are the ones the relay declares, with the labels it groups by."""
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
+from advisor.queries import (
+    CFS_PERIODS,
+    CFS_THROTTLED_PERIODS,
+    CPU_USAGE,
+    LIMITS,
+    OOM_KILLS,
+    POD_GROUP,
+    REQUESTS,
+    WORKING_SET,
+    WORKLOAD_GROUP,
+)
+from relay.series.native import NATIVE
 
-from advisor.queries import CPU_USAGE, POD_GROUP, WORKING_SET, WORKLOAD_GROUP
-from relay.enrich.kube import NoEnrichment
-from relay.expose.textcache import NodeTextCache
-from relay.state.store import NodeStore
-from tests.support.reports import report
 
-
-def test_usage_series_carry_every_grouping_label() -> None:
-    store = NodeStore(grace_seconds=30)
-    store.accept(report())
-    text = NodeTextCache(store, "native", NoEnrichment()).text()
-    labels_by_name = {
-        sample.name: set(sample.labels)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+def test_every_series_read_is_declared_with_every_grouping_label() -> None:
+    declared = {family.name: set(family.label_names) for family in NATIVE.families}
     wanted = {label.strip() for label in f"{WORKLOAD_GROUP}, {POD_GROUP}".split(",")}
-    for name in (CPU_USAGE, WORKING_SET):
-        assert name in labels_by_name, name
-        assert wanted <= labels_by_name[name], (name, labels_by_name[name])
+    for name in (
+        CPU_USAGE,
+        WORKING_SET,
+        REQUESTS,
+        LIMITS,
+        OOM_KILLS,
+        CFS_PERIODS,
+        CFS_THROTTLED_PERIODS,
+    ):
+        assert name in declared, name
+        assert wanted <= declared[name], (name, declared[name])
+    assert {"resource", "unit"} <= declared[REQUESTS] & declared[LIMITS]

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.runner import next_tick
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.backoff import Backoff
+from relay.ingest.auth_tokenfile import TokenFile
+from relay.ingest.decode import DecodeLimits
+from relay.ingest.limits import ReportLimits
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
-from tests.support.reports import report
+from tests.support.reports import pod, report
 
 
 def test_full_queue_drops_oldest_and_counts() -> None:
@@ -91,3 +96,107 @@ async def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def run_sender(
+    relay: InProcessRelay, queue: ReportQueue, until: object, **kwargs: object
+) -> StreamSender:
+    hello = tm.Hello(agent_id="agent-1", node_name="node-a")
+    sender = StreamSender(relay.address, lambda: hello, queue, lambda s: None, 4 << 20, **kwargs)  # type: ignore[arg-type]
+    task = asyncio.create_task(sender.run())
+    try:
+        await wait_for(until)
+    finally:
+        await sender.flush_and_close(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return sender
+
+
+@pytest.mark.parametrize("why", ["too_large", "too_many_entries"])
+def test_a_report_the_relay_refuses_is_dropped_and_the_rest_delivered(why: str) -> None:
+    """Resending a refused report would be refused forever and block every later one."""
+    limits = DecodeLimits(64 * 1024, report=ReportLimits(max_entries=200))
+    refused = report(sequence=2)
+    if why == "too_large":
+        refused.pods[0].labels["blob"] = random.Random(2).randbytes(100_000).hex()
+    else:
+        refused.pods.extend(pod(f"p{i}") for i in range(300))
+
+    async def scenario() -> tuple[StreamSender, InProcessRelay]:
+        async with InProcessRelay(limits=limits) as relay:
+            queue = ReportQueue(capacity=10)
+            for r in (report(sequence=1), refused, report(sequence=3)):
+                queue.put(r)
+            sender = await run_sender(relay, queue, lambda: len(queue) == 0)
+            return sender, relay
+
+    sender, relay = asyncio.run(scenario())
+    assert sender.refused_total == 1 and sender.highest_acked == 3
+    assert relay.store.highest_sequence("agent-1") == 3
+    assert relay.value("kubensage_relay_reports_received_total") == 2
+
+
+def test_a_rotated_token_is_picked_up_by_reconnecting_before_the_old_one_expires(
+    tmp_path: Path,
+) -> None:
+    relay_tokens = tmp_path / "relay-tokens"
+    relay_tokens.write_text("token-one node-a\ntoken-two node-a\n")
+    agent_token = tmp_path / "agent-token"
+    agent_token.write_text("token-one\n")
+
+    async def scenario() -> tuple[StreamSender, InProcessRelay]:
+        async with InProcessRelay(tokens=TokenFile(relay_tokens)) as relay:
+            queue = ReportQueue(capacity=10)
+            queue.put(report(sequence=1))
+
+            def rotate_then_deliver() -> bool:
+                if len(queue) == 0 and agent_token.read_text() == "token-one\n":
+                    agent_token.write_text("token-two\n")  # as the kubelet rotates it
+                    queue.put(report(sequence=2))
+                return (
+                    len(queue) == 0
+                    and relay.value("kubensage_relay_streams_closed_total", how="clean") >= 1
+                )
+
+            sender = await run_sender(relay, queue, rotate_then_deliver, token_file=agent_token)
+            return sender, relay
+
+    sender, relay = asyncio.run(scenario())
+    assert sender.reconnects_total >= 1 and sender.highest_acked == 2
+    assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
+    assert relay.value("kubensage_relay_auth_failures_total", reason="invalid") == 0
+
+
+def test_an_agent_refused_for_its_node_says_so_and_backs_off(tmp_path: Path) -> None:
+    relay_tokens = tmp_path / "relay-tokens"
+    relay_tokens.write_text("token-b node-b\n")
+    agent_token = tmp_path / "agent-token"
+    agent_token.write_text("token-b\n")
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+
+    async def scenario() -> StreamSender:
+        async with InProcessRelay(tokens=TokenFile(relay_tokens)) as relay:
+            queue = ReportQueue(capacity=10)
+            queue.put(report(sequence=1))  # for node-a: the token is for node-b only
+            hello = tm.Hello(agent_id="agent-1", node_name="node-a")
+            sender = StreamSender(
+                relay.address, lambda: hello, queue, lambda s: None, 1 << 20, token_file=agent_token
+            )
+            task = asyncio.create_task(sender.run())
+            await asyncio.sleep(3.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert relay.value("kubensage_relay_auth_failures_total", reason="wrong_node") >= 1
+            return sender
+
+    try:
+        sender = asyncio.run(scenario())
+    finally:
+        logger.remove(sink)
+    assert sender.highest_acked == 0
+    assert 1 <= sender.reconnects_total <= 5  # backoff 0.5, 1, 2 s...: not a hot loop
+    assert any("refused to take reports for this node" in line for line in lines)

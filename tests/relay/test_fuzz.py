@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 
 import grpc
 from hypothesis import HealthCheck, given, settings
@@ -32,10 +33,12 @@ def weird_reports(draw: st.DrawFn) -> tm.Metrics:
     node = draw(st.one_of(st.just("node-a"), st.just("node-a"), st.just("node-a"), text))
     r = report(
         node=node,
-        sequence=draw(st.integers(0, 2**64 - 1)),
+        # plausible numbering and times: far-off ones are refused before the exposition
+        # (tests/relay/test_store.py, tests/hostile); the raw-bytes fuzz sends any
+        sequence=draw(st.integers(0, 1000)),
         agent_id=draw(st.sampled_from(["agent-1", "agent-1", "agent-1", "", "other"])),
     )
-    r.collected_at_unix_nanos = draw(st.integers(-(2**63), 2**63 - 1))
+    r.collected_at_unix_nanos = time.time_ns() + draw(st.integers(-60, 60)) * 10**9
     r.node.cpu_seconds_by_mode[draw(text)] = draw(numbers)
     r.node.load.load1 = draw(numbers)
     for _ in range(draw(st.integers(0, 3))):

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import gzip
+import http.client
+import socket
+import ssl
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from loguru import logger
 from prometheus_client import CollectorRegistry
 
-from kubensage_common.httpserver import HttpServer
+from kubensage_common.httpserver import HttpServer, plain
 from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
+from tests.support.pki import CertificateAuthority
+from tests.support.processes import eventually
 from tests.support.reports import report
 
 PROMETHEUS_ACCEPT = (
@@ -74,3 +81,96 @@ def test_probes(server: str) -> None:
     assert get(f"{server}/healthz")[0] == 200
     assert get(f"{server}/readyz")[0] == 503  # ready() is False in this fixture
     assert get(f"{server}/nothing")[0] == 404
+
+
+# -- the HTTP side is reachable by anyone: bounded and quiet ---------------------------
+
+
+@pytest.fixture
+def small_server() -> Iterator[HttpServer]:
+    http = HttpServer(
+        "127.0.0.1",
+        0,
+        lambda environ, start_response: plain(start_response, "200 OK", b"hello\n"),
+        max_connections=3,
+        read_timeout=1.0,
+    )
+    http.start()
+    yield http
+    http.stop()
+
+
+def request(port: int, method: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, "/metrics", body=b"x" if method == "POST" else None)
+        response = connection.getresponse()
+        return response.status, dict(response.headers), response.read()
+    finally:
+        connection.close()
+
+
+def answered(port: int) -> bool:
+    try:
+        return request(port, "GET")[0] == 200
+    except (ConnectionError, http.client.HTTPException):
+        return False
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "TRACE"])
+def test_only_get_and_head_are_answered(small_server: HttpServer, method: str) -> None:
+    status, headers, _ = request(small_server.port, method)
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+
+
+def test_head_gets_the_headers_without_the_body(small_server: HttpServer) -> None:
+    status, headers, body = request(small_server.port, "HEAD")
+    assert status == 200 and headers["Content-Length"] == "6" and body == b""
+    assert request(small_server.port, "GET")[2] == b"hello\n"
+
+
+def test_idle_connections_are_capped_and_timed_out_with_one_log_line(
+    small_server: HttpServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+    idle = [socket.create_connection(("127.0.0.1", small_server.port)) for _ in range(3)]
+    try:
+        # every worker is held by a silent client: a fourth connection is closed at once
+        extra = socket.create_connection(("127.0.0.1", small_server.port), timeout=5)
+        assert extra.recv(1) == b""
+        extra.close()
+        eventually(lambda: small_server.refused_connections >= 1, timeout=10)
+        # the silent clients are dropped after the read timeout; service resumes
+        eventually(lambda: answered(small_server.port), timeout=15, every=0.3)
+    finally:
+        for sock in idle:
+            sock.close()
+        logger.remove(sink)
+    timeouts = [line for line in lines if "timed out" in line]
+    assert len(timeouts) == 1  # one line for the host, not one per connection
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_stalled_tls_handshake_does_not_block_others(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path)
+    issued = ca.issue("relay.test", server=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(issued.cert, issued.key)
+    http_server = HttpServer(
+        "127.0.0.1",
+        0,
+        lambda environ, start_response: plain(start_response, "200 OK", b"hello\n"),
+        context,
+        read_timeout=30,
+    )
+    http_server.start()
+    stalled = socket.create_connection(("127.0.0.1", http_server.port))  # never handshakes
+    try:
+        client = ssl.create_default_context(cafile=str(ca.cert_path))
+        url = f"https://localhost:{http_server.port}/metrics"
+        with urllib.request.urlopen(url, context=client, timeout=10) as response:
+            assert response.read() == b"hello\n"
+    finally:
+        stalled.close()
+        http_server.stop()

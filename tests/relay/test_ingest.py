@@ -88,3 +88,42 @@ def test_oversized_report_gets_resource_exhausted_and_others_still_served() -> N
     code, answers = asyncio.run(scenario())
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert [a.ack.sequence for a in answers] == [2]
+
+
+@pytest.mark.parametrize(
+    ("node", "agent_id"),
+    [("Node_A", "agent-1"), ("n" * 254, "agent-1"), ("node-a", ""), ("node-a", "a b")],
+)
+def test_a_hello_with_an_invalid_node_name_or_agent_id_is_refused(node: str, agent_id: str) -> None:
+    async def scenario() -> grpc.StatusCode:
+        async with InProcessRelay() as relay:
+            hello = tm.AgentMessage(hello=tm.Hello(agent_id=agent_id, node_name=node))
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await exchange(relay, [hello, tm.AgentMessage(report=report(node=node))])
+            assert relay.store.snapshot() == []
+            return caught.value.code()
+
+    assert asyncio.run(scenario()) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_every_accepted_report_reaches_the_history_hook_current_or_late() -> None:
+    seen: list[tuple[int, str]] = []
+    late = report(sequence=2)
+    late.collected_at_unix_nanos -= 10 * 10**9  # older than report 1
+
+    async def scenario() -> None:
+        async with InProcessRelay(
+            on_accepted=lambda r, o: seen.append((r.sequence, o.value))
+        ) as relay:
+            await exchange(
+                relay,
+                [
+                    HELLO,
+                    tm.AgentMessage(report=report(sequence=1)),
+                    tm.AgentMessage(report=late),
+                    tm.AgentMessage(report=report(sequence=2)),  # a repeat: not accepted
+                ],
+            )
+
+    asyncio.run(scenario())
+    assert seen == [(1, "accepted"), (2, "older_than_current")]

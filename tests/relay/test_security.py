@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
+import grpc
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
@@ -21,13 +22,18 @@ from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import channel_credentials, server_credentials
-from relay.enrich.kube import NoEnrichment
+from relay.enrich.kube import NoEnrichment, load_api_client
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
-from relay.ingest.auth import TokenFile
+from relay.ingest.auth import ANY_NODE, AuthRefusedError, NodeScope, Peer
+from relay.ingest.auth_mtls import ClientCertificates
+from relay.ingest.auth_tokenfile import TokenFile, parse_token_file
+from relay.ingest.auth_tokenreview import TokenReviewer
 from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
+from tests.support import fake_kube
+from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
 from tests.support.reports import report
@@ -43,7 +49,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {
         "ca": ca,
         "server": ca.issue("relay.test", server=True),
-        "client": ca.issue("agent-node-a", server=False),
+        "client": ca.issue("node-a", server=False),
+        "san_client": ca.issue("agent", server=False, dns_names=("node-a",)),
+        "other_node": ca.issue("node-b", server=False),
         "rogue_client": rogue.issue("intruder", server=False),
     }
 
@@ -79,12 +87,20 @@ def sender_factory(
     )  # type: ignore[arg-type]
 
 
-def test_mutual_tls_delivers_for_a_trusted_client(pki: dict) -> None:  # type: ignore[type-arg]
-    server, client, ca = pki["server"], pki["client"], pki["ca"]
+@pytest.mark.parametrize(
+    ("client_name", "delivered"), [("client", 3), ("san_client", 3), ("other_node", 0)]
+)
+def test_mutual_tls_delivers_only_for_the_node_the_certificate_names(
+    pki: dict,  # type: ignore[type-arg]
+    client_name: str,
+    delivered: int,
+) -> None:
+    server, client, ca = pki["server"], pki[client_name], pki["ca"]
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, float]:
         creds = server_credentials(str(server.cert), str(server.key), str(ca.cert_path))
-        async with InProcessRelay(credentials=creds) as relay:
+        binding = ClientCertificates(ca.cert_path)
+        async with InProcessRelay(credentials=creds, authenticators=[binding]) as relay:
             await deliver(
                 relay,
                 sender_factory(
@@ -94,10 +110,16 @@ def test_mutual_tls_delivers_for_a_trusted_client(pki: dict) -> None:  # type: i
                     ),
                     server_name="relay.test",
                 ),
+                wait=10.0 if delivered else 2.0,
             )
-            return relay.value("kubensage_relay_reports_received_total")
+            return (
+                relay.value("kubensage_relay_reports_received_total"),
+                relay.value("kubensage_relay_auth_failures_total", reason="wrong_node"),
+            )
 
-    assert asyncio.run(scenario()) == 3
+    received, wrong_node = asyncio.run(scenario())
+    assert received == delivered
+    assert (wrong_node > 0) == (delivered == 0)
 
 
 @pytest.mark.parametrize("client_name", [None, "rogue_client"])
@@ -270,3 +292,92 @@ def test_plaintext_off_loopback_needs_insecure(argv: list[str], flag: str) -> No
     )
     assert result.returncode == 2
     assert f"{flag}" in result.stderr and "--insecure" in result.stderr
+
+
+def test_token_file_lines_restrict_tokens_to_names_and_patterns() -> None:
+    lines = parse_token_file(
+        "# fleet tokens\n\nanyone\nt-a node-a\nt-workers worker-*, gpu-7  node-b\n"
+    )
+    assert [(line.number, line.token) for line in lines] == [
+        (3, "anyone"),
+        (4, "t-a"),
+        (5, "t-workers"),
+    ]
+    assert lines[0].scope == ANY_NODE
+    assert lines[1].scope == NodeScope(names=frozenset({"node-a"}))
+    workers = lines[2].scope
+    assert workers.allows("worker-17") and workers.allows("gpu-7") and workers.allows("node-b")
+    assert not workers.allows("node-a") and not workers.allows("gpu-77")
+    assert str(workers) == "gpu-7, node-b, worker-*"
+
+
+def test_unrestricted_tokens_are_named_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("t-a node-a\nanyone\n")
+    assert "UNRESTRICTED, may report as any node: line 2" in TokenFile(path).describe()
+    path.write_text("t-a node-a\n")
+    assert "UNRESTRICTED" not in TokenFile(path).describe()
+
+
+# -- TokenReview: cached briefly, deadline on every call, an outage keeps what was granted --
+
+
+def test_token_reviews_are_cached_and_survive_a_short_api_outage(tmp_path: Path) -> None:
+    api = FakeKubeApi().start()
+    api.put("/api/v1/pods", fake_kube.pod("agent-x", "kubensage", node="node-a"))
+    api.issue_token(
+        "sa-token",
+        ServiceAccountToken(
+            "kubensage",
+            "kubensage-agent",
+            ("kubensage",),
+            ("agent-x", "uid-kubensage-agent-x"),
+            None,
+        ),
+    )
+    loaded = load_api_client(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    assert loaded is not None
+    reviewer = TokenReviewer(loaded[0], timeout_seconds=2.0, cache_seconds=0.5)
+    peer = Peer(address="ipv4:127.0.0.1:1", bearer="sa-token")
+
+    async def scenario() -> None:
+        grants = [await reviewer.authenticate(peer) for _ in range(5)]
+        assert all(g.scope.allows("node-a") and not g.scope.allows("node-b") for g in grants)
+        assert api.token_reviews == 1  # one review, then the cache
+        assert api.requests.count("/api/v1/namespaces/kubensage/pods/agent-x") == 1
+        await asyncio.sleep(0.6)
+        api.stop()  # the API server is gone, and with it every open connection to it
+        loaded[0].rest_client.pool_manager.clear()
+        # a recently valid token keeps its grant; an unknown one is refused as unavailable
+        assert (await reviewer.authenticate(peer)).scope.allows("node-a")
+        with pytest.raises(AuthRefusedError) as refused:
+            await reviewer.authenticate(Peer(address="x", bearer="never-seen"))
+        assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        api.stop()
+
+
+def test_unknown_tokens_cannot_flood_the_api_server_with_reviews(tmp_path: Path) -> None:
+    api = FakeKubeApi().start()
+    loaded = load_api_client(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+    assert loaded is not None
+    # three new tokens at once, then almost none
+    reviewer = TokenReviewer(loaded[0], reviews_per_second=0.001, review_burst=3)
+
+    async def scenario() -> list[str]:
+        reasons = []
+        for attempt in range(10):
+            with pytest.raises(AuthRefusedError) as refused:
+                await reviewer.authenticate(Peer(address="x", bearer=f"guess-{attempt}"))
+            reasons.append(refused.value.reason)
+        return reasons
+
+    try:
+        reasons = asyncio.run(scenario())
+    finally:
+        api.stop()
+    assert reasons == ["invalid"] * 3 + ["rate_limited"] * 7
+    assert api.token_reviews == 3

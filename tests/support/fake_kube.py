@@ -9,6 +9,10 @@ coordination.k8s.io/v1 Leases answer GET, POST and PUT as the API server does fo
 leader election: a PUT whose metadata.resourceVersion is not the stored one gets 409
 Conflict, a POST of an existing name 409 AlreadyExists. Tests can stall lease calls
 (an API server that accepts and never answers) to exercise client deadlines.
+It also answers TokenReviews (POST /apis/authentication.k8s.io/v1/tokenreviews) for
+ServiceAccount tokens the test issues, as the API server does for projected tokens:
+authenticated only for a requested audience the token has, naming the service account,
+the pod the token is bound to and (Kubernetes 1.30+) its node; and single pods by name.
 """
 
 from __future__ import annotations
@@ -33,6 +37,45 @@ RESOURCES = {
 MAX_WATCH_SECONDS = 30.0
 LEASES = re.compile(r"/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?")
 MAX_STALL_SECONDS = 120.0
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+EXTRA = "authentication.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class ServiceAccountToken:
+    """A projected token as the API server knows it."""
+
+    namespace: str
+    service_account: str
+    audiences: tuple[str, ...]
+    pod: tuple[str, str] | None  # (name, uid) of the pod it is bound to
+    node: str | None  # reported in the review's extra, as Kubernetes 1.30+ does
+
+    def review(self, requested: list[str]) -> dict[str, Any]:
+        wanted = (
+            [a for a in requested if a in self.audiences] if requested else list(self.audiences)
+        )
+        if requested and not wanted:
+            return {
+                "authenticated": False,
+                "error": f"token audiences {list(self.audiences)} is invalid for the target "
+                f"audiences {requested}",
+            }
+        extra: dict[str, list[str]] = {}
+        if self.pod is not None:
+            extra[EXTRA + "pod-name"], extra[EXTRA + "pod-uid"] = [self.pod[0]], [self.pod[1]]
+        if self.node is not None:
+            extra[EXTRA + "node-name"] = [self.node]
+        return {
+            "authenticated": True,
+            "audiences": wanted,
+            "user": {
+                "username": f"system:serviceaccount:{self.namespace}:{self.service_account}",
+                "uid": f"uid-sa-{self.service_account}",
+                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{self.namespace}"],
+                "extra": extra,
+            },
+        }
 
 
 @dataclass
@@ -52,6 +95,8 @@ class FakeKubeApi:
         self.requests: list[str] = []
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.stall_leases = threading.Event()
+        self.tokens: dict[str, ServiceAccountToken] = {}
+        self.token_reviews = 0
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -92,6 +137,14 @@ class FakeKubeApi:
             self.store.history.clear()
             self.store.oldest_kept = self.store.revision
             self.store.condition.notify_all()
+
+    def issue_token(self, token: str, sa_token: ServiceAccountToken) -> str:
+        self.tokens[token] = sa_token
+        return token
+
+    def revoke_token(self, token: str) -> None:
+        """As when the pod a token is bound to is deleted: the token stops authenticating."""
+        self.tokens.pop(token, None)
 
     def drop_watches(self) -> None:
         with self.store.condition:
@@ -156,13 +209,49 @@ class FakeKubeApi:
         self._server.server_close()
         self._server = None
 
+    def _token_review(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = json.loads(handler.rfile.read(length) or b"{}")
+        self.token_reviews += 1
+        spec = body.get("spec") or {}
+        known = self.tokens.get(spec.get("token", ""))
+        status = (
+            known.review(list(spec.get("audiences") or []))
+            if known is not None
+            else {"authenticated": False, "error": "invalid bearer token"}
+        )
+        review = {
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
+        self._json(handler, 201, review)
+
+    def _get_pod(self, handler: BaseHTTPRequestHandler, namespace: str, name: str) -> None:
+        with self.store.condition:
+            found = self.store.objects.get("/api/v1/pods", {}).get(f"{namespace}/{name}")
+            found = copy.deepcopy(found)
+        if found is None:
+            self._json(handler, 404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+        else:
+            self._json(handler, 200, found)
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parsed = urllib.parse.urlparse(handler.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
         self.requests.append(handler.path)
+        if parsed.path == TOKEN_REVIEWS and handler.command == "POST":
+            self._token_review(handler)
+            return
         lease_path = LEASES.fullmatch(parsed.path)
         if lease_path:
             self._lease(handler, lease_path.group(1), lease_path.group(2))
+            return
+        parts = parsed.path.split("/")
+        if len(parts) == 7 and parts[:4] == ["", "api", "v1", "namespaces"] and parts[5] == "pods":
+            self._get_pod(handler, parts[4], parts[6])
             return
         if parsed.path not in RESOURCES:
             self._json(handler, 404, {"kind": "Status", "code": 404, "reason": "NotFound"})

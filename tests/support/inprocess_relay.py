@@ -1,16 +1,23 @@
-"""A relay ingest server inside the test process, on a loopback port, for stream-level tests."""
+"""A relay ingest server inside the test process, on a loopback port, for stream-level tests.
+
+It is built by the relay's own server code (options, raw-bytes handler), so what it
+accepts and refuses is what the relay process does.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_api.telemetry import telemetry_pb2_grpc
-from relay.ingest.auth import TokenFile
+from relay.ingest.auth import Authenticator, Authenticators
+from relay.ingest.decode import DecodeLimits
+from relay.ingest.server import add_ingest, server_options
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
-from relay.state.store import NodeStore
+from relay.state.store import NodeStore, Outcome
 
 
 class InProcessRelay:
@@ -21,19 +28,30 @@ class InProcessRelay:
         settings: tm.Settings | None = None,
         store: NodeStore | None = None,
         credentials: grpc.ServerCredentials | None = None,
-        tokens: TokenFile | None = None,
+        tokens: Authenticator | None = None,
+        authenticators: Sequence[Authenticator] = (),
         max_message_bytes: int | None = None,
+        limits: DecodeLimits | None = None,
+        reload_seconds: float = 60.0,
+        on_accepted: Callable[[tm.Metrics, Outcome], None] | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
-        options = (
-            [("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else []
+        if limits is None:
+            limits = DecodeLimits(max_message_bytes) if max_message_bytes else DecodeLimits()
+        modes = [*([tokens] if tokens is not None else []), *authenticators]
+        self.service = IngestService(
+            self.store,
+            self.metrics,
+            settings,
+            limits,
+            Authenticators(modes),
+            reload_seconds=reload_seconds,
+            on_accepted=on_accepted,
         )
-        self.server = grpc.aio.server(options=options)
-        telemetry_pb2_grpc.add_IngestServicer_to_server(
-            IngestService(self.store, self.metrics, settings, tokens=tokens), self.server
-        )
+        self.server = grpc.aio.server(options=server_options(limits))
+        add_ingest(self.server, self.service)
         target = f"127.0.0.1:{port}"
         self.port = (
             self.server.add_secure_port(target, credentials)
@@ -54,3 +72,4 @@ class InProcessRelay:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.server.stop(grace=None)
+        self.service.close()

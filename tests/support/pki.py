@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 class Issued:
     cert: Path
     key: Path
+    serial: int = 0
 
 
 def _name(common_name: str) -> x509.Name:
@@ -53,7 +54,8 @@ class CertificateAuthority:
         self.cert_path = folder / "ca.crt"
         self.cert_path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, server: bool) -> Issued:
+    def issue(self, name: str, *, server: bool, dns_names: tuple[str, ...] = ()) -> Issued:
+        """A certificate for `name` (its CN); a client's `dns_names` become DNS SANs."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -62,11 +64,16 @@ class CertificateAuthority:
             .subject_name(_name(name))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
+        serial = x509.random_serial_number()
+        builder = builder.serial_number(serial)
+        if dns_names and not server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+            )
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
@@ -79,7 +86,27 @@ class CertificateAuthority:
                 critical=False,
             )
         cert = builder.sign(self.key, hashes.SHA256())
-        issued = Issued(self.folder / f"{name}.crt", self.folder / f"{name}.key")
+        issued = Issued(self.folder / f"{name}.crt", self.folder / f"{name}.key", serial)
         issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, issued.key)
         return issued
+
+    def write_crl(self, path: Path, revoked: list[Issued]) -> Path:
+        """A CRL of this CA listing `revoked` (rewritten in place, as an operator would)."""
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - dt.timedelta(minutes=1))
+            .next_update(now + dt.timedelta(days=1))
+        )
+        for issued in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(issued.serial)
+                .revocation_date(now - dt.timedelta(minutes=1))
+                .build()
+            )
+        crl = builder.sign(self.key, hashes.SHA256())
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return path

@@ -97,3 +97,118 @@ def report(
     out.health.cycle_duration_seconds = 0.05
     out.health.collector_errors_total["pressure"] = 2
     return out
+
+
+KUBELET_ANNOTATIONS = {
+    "kubernetes.io/config.seen": "2024-05-02T10:11:12.123456789Z",
+    "kubernetes.io/config.source": "api",
+}
+
+
+def full_container(name: str, cid: str, pod_name: str, namespace: str, uid: str) -> tm.Container:
+    """A container with every figure a cgroup v1 node gives, labelled as the kubelet labels it."""
+    out = container(name, cid)
+    out.image = f"registry.example.com/{namespace}/{name}:v1.27.3"
+    out.image_ref = "sha256:" + "ab12" * 16
+    out.labels.update(
+        {
+            "io.kubernetes.container.name": name,
+            "io.kubernetes.pod.name": pod_name,
+            "io.kubernetes.pod.namespace": namespace,
+            "io.kubernetes.pod.uid": uid,
+        }
+    )
+    cpu = out.cpu
+    cpu.rate_source, cpu.source = "computed", "cgroup"
+    cpu.user_seconds_total, cpu.system_seconds_total = 8.0, 4.5
+    cpu.cfs_periods_total, cpu.cfs_throttled_periods_total = 120_000, 340
+    cpu.cfs_throttled_seconds_total = 12.25
+    memory = out.memory
+    memory.available_bytes, memory.cache_bytes = 190 * 1024 * 1024, 16 * 1024 * 1024
+    memory.mapped_file_bytes, memory.max_usage_bytes = 2 * 1024 * 1024, 90 * 1024 * 1024
+    memory.limit_hits, memory.oom_kills, memory.source = 0, 0, "cgroup"
+    out.writable_layer.mountpoint = f"/var/lib/containerd/io.containerd.snapshotter/{cid}"
+    out.limits.cpu_cores, out.limits.cpu_quota_micros = 0.5, 50_000
+    out.limits.cpu_period_micros, out.limits.cpu_shares = 100_000, 512
+    disk = out.block_io.add(device="sda", major=8, minor=0)
+    disk.reads, disk.writes, disk.read_bytes, disk.written_bytes = 120, 3400, 4_915_200, 9_830_400
+    out.tasks.threads, out.tasks.threads_max = 14, 4096
+    out.cgroup_path = f"/kubepods/burstable/pod{uid}/{cid}"
+    return out
+
+
+def full_report(
+    node: str = "node-a", sequence: int = 1, containers: int = 110, agent_id: str = "agent-1"
+) -> tm.Metrics:
+    """A node as the agent reports it with every collector on: `containers` pods of one
+    container each (the kubelet's default cap is 110 pods), 4 CPUs, disks and filesystems."""
+    pods = []
+    for i in range(containers):
+        namespace, name = f"team-{i % 12}", f"service-{i:03d}-7d9f8c6b5-x2k{i % 10}q"
+        uid = f"3f2c1a9e-{i:04d}-4b7a-9c1d-5e6f7a8b9c0d"
+        workload = pod(
+            name,
+            namespace,
+            [full_container("app", f"{i:04d}" + "c0ffee" * 10, name, namespace, uid)],
+            sandbox_id=f"{i:04d}" + "5a4db0c" * 8 + "ab",
+            labels={
+                "app.kubernetes.io/name": f"service-{i:03d}",
+                "pod-template-hash": "7d9f8c6b5",
+                "io.kubernetes.pod.name": name,
+                "io.kubernetes.pod.namespace": namespace,
+                "io.kubernetes.pod.uid": uid,
+            },
+        )
+        workload.uid = uid
+        workload.annotations.update(KUBELET_ANNOTATIONS)
+        workload.runtime_handler, workload.network_source = "runc", "cri"
+        workload.ips.append(f"10.244.{i // 250}.{i % 250 + 2}")
+        pods.append(workload)
+    out = report(node=node, sequence=sequence, pods=pods, agent_id=agent_id)
+    n = out.node
+    n.hostname, n.kernel_version = node, "#1 SMP PREEMPT_DYNAMIC Debian 6.1.90-1 (2024-05-03)"
+    n.os_name, n.os_version, n.os_id, n.os_version_codename = "Debian", "12", "debian", "bookworm"
+    n.uname_sysname, n.uname_domainname = "Linux", "(none)"
+    n.cpu_count = 4
+    n.cpu_seconds_by_mode.update({"nice": 1.0, "iowait": 20.0, "irq": 0.0, "softirq": 3.0})
+    n.cpu_seconds_by_mode.update({"steal": 0.5})
+    for cpu in range(n.cpu_count):
+        n.cpus.add(cpu=str(cpu), user=25.0, system=12.5, idle=250.0, iowait=5.0, softirq=0.7)
+    for device, mountpoint, fstype in (
+        ("/dev/sda1", "/", "ext4"),
+        ("/dev/sda15", "/boot/efi", "vfat"),
+        ("tmpfs", "/run", "tmpfs"),
+        ("/dev/sdb", "/var/lib/containerd", "xfs"),
+    ):
+        fs = n.filesystems.add(device=device, mountpoint=mountpoint, fstype=fstype)
+        fs.size_bytes, fs.free_bytes, fs.available_bytes = 100 << 30, 60 << 30, 55 << 30
+        fs.files, fs.files_free = 6_500_000, 6_000_000
+    for device in ("sda", "sdb", "dm-0"):
+        disk = n.disks.add(device=device, reads_completed=120_000, writes_completed=450_000)
+        disk.read_bytes, disk.written_bytes, disk.io_time_seconds = 9 << 30, 30 << 30, 1200.5
+    for key in ("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached"):
+        n.meminfo[key] = 8 << 30
+    for key in ("Active", "Inactive", "Active(anon)", "Inactive(anon)", "Active(file)"):
+        n.meminfo[key] = 2 << 30
+    for key in ("Inactive(file)", "Unevictable", "Mlocked", "SwapTotal", "SwapFree", "Dirty"):
+        n.meminfo[key] = 1 << 20
+    for key in ("Writeback", "AnonPages", "Mapped", "Shmem", "KReclaimable", "Slab"):
+        n.meminfo[key] = 1 << 24
+    for key in ("SReclaimable", "SUnreclaim", "KernelStack", "PageTables", "Committed_AS"):
+        n.meminfo[key] = 1 << 25
+    for key in ("HugePages_Total", "HugePages_Free", "Hugepagesize", "DirectMap4k"):
+        n.meminfo[key] = 2048
+    n.vmstat.pgfault, n.vmstat.pgmajfault, n.vmstat.oom_kill = 9_000_000, 1200, 0
+    n.file_descriptors.allocated, n.file_descriptors.maximum = 12_000, 9_223_372_036_854_775_807
+    n.conntrack.entries, n.conntrack.limit = 4000, 262_144
+    n.clock.time_seconds, n.clock.synchronised, n.clock.offset_seconds = 1.7e9, True, 0.0001
+    for name in ("cali1a2b3c4d5e6", "vxlan.calico", "lo"):
+        extra = n.interfaces.add(name=name)
+        extra.receive_bytes, extra.transmit_bytes = 5_000_000, 4_000_000
+    n.addresses.extend(["10.0.1.17", "fe80::1"])
+    out.image_filesystems.add(mountpoint="/var/lib/containerd", used_bytes=20 << 30)
+    check = out.checks.add(name="ntp", state=tm.CHECK_STATE_OK, exit_code=0, output="OK")
+    check.runs_total["ok"] = 1440
+    health = out.health
+    health.process_cpu_seconds_total, health.process_resident_memory_bytes = 42.0, 48 << 20
+    return out
