@@ -1,0 +1,222 @@
+"""What a check process may use: rlimits, an unprivileged account, and a pids cgroup.
+
+RLIMIT_NPROC bounds a fork bomb only for a non-root account (the kernel exempts root of
+the initial user namespace), and it counts every process of that account. The real
+bound, for root checks too, is a pids cgroup of its own per run (pids.max), made under
+the agent's own cgroup when the pids controller is writable there (cgroup v1 pids
+hierarchy, or cgroup v2 where the agent may delegate). Where it is not (a container
+with a read-only /sys/fs/cgroup, a systemd unit with ProtectControlGroups), the service's
+own pids limit (TasksMax, the pod's pid limit) is what holds a root check; the agent
+says so once at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from kubensage_agent.checks.manifest import Account
+from kubensage_agent.parsers.cgroup import parse_unified_path
+
+MAX_PIDS = 64  # processes (and threads) one run may have at once, when a pids cgroup exists
+NPROC_LIMIT = 256  # per account, all its processes: the bound without a pids cgroup
+MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space
+OPEN_FILES_LIMIT = 64
+KILL_ROUNDS = 50
+PARENT_NAME = "kubensage-checks"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pids: int = MAX_PIDS
+    nproc: int = NPROC_LIMIT
+    memory_bytes: int = MEMORY_LIMIT_BYTES
+    open_files: int = OPEN_FILES_LIMIT
+
+    def rlimits(self, timeout_seconds: float) -> tuple[tuple[int, int, int], ...]:
+        """(resource, soft, hard): CPU time matches the wall timeout (SIGXCPU, then SIGKILL)."""
+        cpu = math.ceil(timeout_seconds) + 1
+        return (
+            (resource.RLIMIT_CPU, cpu, cpu + 1),
+            (resource.RLIMIT_AS, self.memory_bytes, self.memory_bytes),
+            (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
+            (resource.RLIMIT_NPROC, self.nproc, self.nproc),
+            (resource.RLIMIT_CORE, 0, 0),
+        )
+
+
+def v1_controller_path(proc_cgroup: str, controller: str) -> str | None:
+    """A process's path in the v1 hierarchy of `controller` (`8:pids:/some/path` lines)."""
+    for raw in proc_cgroup.splitlines():
+        _, _, rest = raw.partition(":")
+        controllers, _, path = rest.partition(":")
+        if controller in controllers.split(",") and path.startswith("/"):
+            return path
+    return None
+
+
+def pids_hierarchy(mounts: str) -> tuple[str, int] | None:
+    """Mount point and version of the hierarchy that may hold the pids controller: the v1
+    `pids` mount when there is one, else the cgroup2 mount (whose controllers decide)."""
+    unified = None
+    for raw in mounts.splitlines():
+        fields = raw.split()
+        if len(fields) < 4:
+            continue
+        if fields[2] == "cgroup" and "pids" in fields[3].split(","):
+            return fields[1], 1
+        if fields[2] == "cgroup2" and unified is None:
+            unified = fields[1]
+    return (unified, 2) if unified is not None else None
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _pids_in(group: Path) -> list[int]:
+    try:
+        return [int(line) for line in (group / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+class RunCgroup:
+    """One run's pids cgroup: the child joins it before exec; everything in it dies with it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.procs = path / "cgroup.procs"
+
+    def kill_all(self, leader: int) -> None:
+        """SIGKILL every process of the run; reap those that became ours, except `leader`,
+        whose status belongs to its Popen."""
+        killed: set[int] = set()
+        for _ in range(KILL_ROUNDS):
+            pids = _pids_in(self.path)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.update(pids)
+            time.sleep(0.01)
+        for pid in killed - {
+            leader
+        }:  # orphans of the run are the agent's children when it is PID 1
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+    def peak(self) -> int | None:
+        try:
+            return int((self.path / "pids.peak").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remove(self, leader: int) -> None:
+        """rmdir once its processes are gone (they need a moment to exit after SIGKILL)."""
+        for _ in range(KILL_ROUNDS):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    break
+            self.kill_all(leader)
+            time.sleep(0.02)
+        logger.warning("could not remove check cgroup {}", self.path)
+
+
+class PidsCgroups:
+    """Makes per-run pids cgroups under `parent`, or none when `parent` is None."""
+
+    def __init__(self, parent: Path | None, max_pids: int = MAX_PIDS) -> None:
+        self.parent = parent
+        self.max_pids = max_pids
+        self._runs = 0
+
+    @classmethod
+    def detect(cls, max_pids: int = MAX_PIDS, proc: Path = Path("/proc")) -> PidsCgroups:
+        """Under the agent's own cgroup in the pids hierarchy, when it may write there."""
+        try:
+            found = pids_hierarchy((proc / "self/mounts").read_text())
+            own_cgroups = (proc / "self/cgroup").read_text()
+        except OSError:
+            found = None
+        parent = None
+        if found is not None:
+            mount, version = found
+            own = (
+                v1_controller_path(own_cgroups, "pids")
+                if version == 1
+                else parse_unified_path(own_cgroups)
+            )
+            if own is not None:
+                parent = cls._prepare(Path(mount) / own.lstrip("/") / PARENT_NAME, version)
+        return cls(parent, max_pids)
+
+    @staticmethod
+    def _prepare(parent: Path, version: int) -> Path | None:
+        try:
+            if version == 2 and "pids" not in (parent.parent / "cgroup.controllers").read_text():
+                return None
+            parent.mkdir(exist_ok=True)
+            if version == 2:
+                _write(parent / "cgroup.subtree_control", "+pids")
+        except OSError:
+            return None
+        return parent
+
+    def create(self, name: str) -> RunCgroup | None:
+        if self.parent is None:
+            return None
+        self._runs += 1
+        path = self.parent / f"{os.getpid()}-{self._runs}-{name}"
+        try:
+            path.mkdir()
+            _write(path / "pids.max", str(self.max_pids))
+        except OSError as exc:
+            logger.warning("no pids cgroup for check {}: {}", name, exc)
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return RunCgroup(path)
+
+
+def preexec(
+    account: Account, limits: Limits, timeout_seconds: float, cgroup: RunCgroup | None
+) -> Callable[[], None]:
+    """What the child does between fork and exec: join its cgroup (while still root), set
+    its rlimits, then become `account`. Only plain syscalls: the parent has threads."""
+    rlimits = limits.rlimits(timeout_seconds)
+    procs = str(cgroup.procs) if cgroup is not None else None
+
+    def child() -> None:
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+        for which, soft, hard in rlimits:
+            resource.setrlimit(which, (soft, hard))
+        if not account.is_root:
+            os.setgroups([])
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+
+    return child
