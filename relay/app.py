@@ -17,6 +17,7 @@ from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.addresses import join_host_port, split_host_port
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import server_credentials
+from relay.agentsettings import agent_settings
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
 from relay.expose.http import make_app
@@ -52,6 +53,7 @@ class RelayConfig:
     cluster_name: str = ""
     kube_sync_timeout_seconds: float = 30.0
     kube_resync_seconds: float = 3600.0
+    check_overrides: tuple[tm.CheckOverride, ...] = ()
 
 
 def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrichment:
@@ -108,11 +110,7 @@ async def serve(config: RelayConfig) -> None:
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
     nodes = NodeTextCache(store, config.metric_profile, enrichment, metrics.exposition_errors.inc)
-    settings = (
-        tm.Settings(interval_seconds=config.agent_interval_seconds)
-        if config.agent_interval_seconds > 0
-        else None
-    )
+    settings = agent_settings(config.agent_interval_seconds, config.check_overrides)
     tokens = TokenFile(Path(config.token_file)) if config.token_file else None
     ingest = IngestService(store, metrics, settings, config.limits, tokens)
     server, grpc_port, grpc_host = _grpc_server(config, ingest)

@@ -8,11 +8,13 @@ from typing import Any
 import click
 from loguru import logger
 
+from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
+from relay.agentsettings import parse_check_override
 from relay.app import RelayConfig, serve
 from relay.expose.textcache import PROFILES
 from relay.expose.webconfig import WebConfig, load_web_config
@@ -28,6 +30,15 @@ def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.version_option(message=version_string("kubensage-relay"))
 def cli() -> None:
     """Receive agent reports, keep the latest per node, expose them on /metrics."""
+
+
+def _check_overrides(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tm.CheckOverride, ...]:
+    try:
+        return tuple(parse_check_override(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @cli.command("serve")
@@ -60,6 +71,13 @@ def cli() -> None:
     type=click.FloatRange(min=0),
     default=0.0,
     help="Collection interval pushed to every agent; 0 leaves the agents' own.",
+)
+@option(
+    "--check-override",
+    multiple=True,
+    callback=_check_overrides,
+    help="Pushed to every agent: NAME:enabled=true|false,interval=SECONDS for the node "
+    "check NAME (repeatable). Switches checks and sets intervals, never what runs.",
 )
 @option(
     "--max-message-bytes",
@@ -176,6 +194,7 @@ def serve_command(**options: Any) -> None:
         cluster_name=options["cluster_name"],
         kube_sync_timeout_seconds=options["kube_sync_timeout"],
         kube_resync_seconds=options["kube_resync"],
+        check_overrides=options["check_override"],
     )
     asyncio.run(serve(config))
 

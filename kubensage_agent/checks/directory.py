@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubensage_agent.checks.manifest import (
-    MANIFEST_SUFFIX,
     CheckDefaults,
     CheckSpec,
     ManifestError,
-    is_check_name,
     parse_manifest,
 )
+from kubensage_common.checkrules import MANIFEST_SUFFIX, is_check_name
 
 MAX_CHECKS = 64
 MAX_ENTRIES = 1024  # entries looked at per read: a directory flooded with files costs no more

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import math
 import pwd
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-MANIFEST_SUFFIX = ".yaml"
-# A check's name becomes a label value: short, plain, and never a manifest or a hidden file.
-CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-MIN_INTERVAL_SECONDS = 1.0
-MAX_INTERVAL_SECONDS = 86_400.0
+from kubensage_common.checkrules import (
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    interval_allowed,
+)
+
 MAX_TIMEOUT_SECONDS = 3_600.0
 MAX_ARGS = 64
 MAX_ARG_CHARS = 4096
@@ -75,10 +75,6 @@ class CheckSpec:
         )
 
 
-def is_check_name(name: str) -> bool:
-    return CHECK_NAME.fullmatch(name) is not None and not name.endswith(MANIFEST_SUFFIX)
-
-
 def resolve_account(user: str) -> Account:
     try:
         entry = pwd.getpwnam(user)
@@ -90,7 +86,7 @@ def resolve_account(user: str) -> Account:
 def valid_interval(value: Any) -> float:
     """An interval in seconds within the allowed range (from a manifest or the relay)."""
     seconds = _seconds(value, "interval")
-    if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
+    if not interval_allowed(seconds):
         raise ManifestError(
             f"interval {seconds:g}s is outside {MIN_INTERVAL_SECONDS:g}..{MAX_INTERVAL_SECONDS:g}s"
         )

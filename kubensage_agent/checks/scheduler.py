@@ -25,12 +25,12 @@ from kubensage_agent.checks.manifest import (
     CheckDefaults,
     CheckSpec,
     ManifestError,
-    is_check_name,
     valid_interval,
 )
 from kubensage_agent.checks.runner import Outcome, not_run, run_check
 from kubensage_agent.checks.sandbox import Limits, PidsCgroups
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.checkrules import is_check_name
 from kubensage_common.logsetup import OnceLogger
 
 RESCAN_SECONDS = 2.0

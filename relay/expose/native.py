@@ -8,6 +8,7 @@ from typing import Literal
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import Enrichment, NoEnrichment
 from relay.enrich.objects import PodInfo
+from relay.expose.checks import check_families
 from relay.expose.families import FamilySet, present, prometheus_label_names, seconds
 from relay.expose.selection import current_containers, current_pods
 from relay.state.store import NodeView
@@ -418,3 +419,4 @@ def native_families(
         _pods(out, view, context)
         _containers(out, view, context)
         _agent(out, view)
+        check_families(out, view)

@@ -13,9 +13,9 @@ from kubensage_agent.checks.manifest import (
     CheckDefaults,
     CheckSpec,
     ManifestError,
-    is_check_name,
     parse_manifest,
 )
+from kubensage_common.checkrules import is_check_name
 from tests.conftest import require
 from tests.support.checks import CheckDir
 
