@@ -181,7 +181,9 @@ def _status_cell(row: AgentRow, _now: float) -> str:
     if row.stale:
         parts.append('<span class="badge stale">stale</span>')
     if row.struggling:
-        parts.append(f'<span class="badge struggling">{_text(", ".join(row.struggling))}</span>')
+        parts.extend(
+            f'<span class="badge struggling">{_text(why)}</span>' for why in row.struggling
+        )
     return " ".join(parts) or '<span class="badge ok">ok</span>'
 
 
@@ -192,6 +194,12 @@ def _since_cell(row: AgentRow, now: float) -> str:
         f'<span title="{_utc(row.connected_since_unix)}">'
         f"{duration(now - row.connected_since_unix)} ago</span>"
     )
+
+
+def _agent_id_cell(row: AgentRow, _now: float) -> str:
+    """Ids are long (UUIDs): the start tells them apart, the whole one is in the tooltip."""
+    short = row.agent_id if len(row.agent_id) <= 13 else row.agent_id[:8] + "…"
+    return f'<code title="{_text(row.agent_id)}">{_text(short)}</code>'
 
 
 def _failing_cell(row: AgentRow, _now: float) -> str:
@@ -215,12 +223,7 @@ def _number(attribute: str) -> Callable[[AgentRow, float], str]:
 COLUMNS = (
     Column("status", "Status", _status, _status_cell),
     Column("node", "Node", lambda r: r.node, lambda r, _: _text(r.node)),
-    Column(
-        "agent_id",
-        "Agent id",
-        lambda r: r.agent_id,
-        lambda r, _: f"<code>{_text(r.agent_id)}</code>",
-    ),
+    Column("agent_id", "Agent id", lambda r: r.agent_id, _agent_id_cell),
     Column(
         "agent_version", "Agent", lambda r: r.agent_version, lambda r, _: _text(r.agent_version)
     ),
@@ -297,25 +300,26 @@ def _order(query: dict[str, list[str]]) -> tuple[str, bool]:
 
 
 STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d232a; }
-h1 { font-size: 1.3em; margin: 0 0 .3em; }
+body { font: 13px/1.35 system-ui, sans-serif; margin: 1.2em; color: #1d232a; }
+h1 { font-size: 1.25em; margin: 0 0 .3em; }
 .summary { color: #52606d; margin-bottom: 1em; }
 table { border-collapse: collapse; width: 100%; }
-th, td { padding: .35em .6em; border-bottom: 1px solid #e4e7eb; text-align: left;
-  vertical-align: top; }
-th { background: #f5f7fa; position: sticky; top: 0; }
+th, td { padding: .3em .5em; border-bottom: 1px solid #e4e7eb; text-align: left;
+  vertical-align: top; max-width: 16em; overflow-wrap: anywhere; }
+th { background: #f5f7fa; position: sticky; top: 0; white-space: nowrap; }
 th a { color: inherit; text-decoration: none; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.stale td { background: #fdecea; }
 tr.struggling td { background: #fff8e1; }
-.badge { padding: .05em .45em; border-radius: .6em; font-size: .85em; }
+.badge { display: inline-block; margin: 0 .2em .2em 0; padding: .05em .45em;
+  border-radius: .6em; font-size: .85em; white-space: nowrap; }
 .badge.ok { background: #e3f9e5; color: #0e5e2a; }
 .badge.stale { background: #f8c9c3; color: #7a1212; }
 .badge.struggling { background: #ffe3a3; color: #6b4100; }
 .check.critical, .check.unknown { color: #a61b1b; }
 .check.warning { color: #8a5a00; }
 .muted { color: #7b8794; }
-code { font-size: .9em; }
+code { font-size: .9em; white-space: nowrap; }
 """
 
 

@@ -9,7 +9,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import fields
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +17,12 @@ import bcrypt
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.expose.fleet import AgentRow, FleetPage, duration
 from relay.state.store import NodeStore
+from tests.support.html import PAGE_TAGS, Page
 from tests.support.pki import CertificateAuthority
 from tests.support.processes import RelayProcess, eventually
 from tests.support.reports import check, container, pod, report
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
-
-
-class Page(HTMLParser):
-    """The elements, text and row nodes of a rendered page."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tags: set[str] = set()
-        self.text: list[str] = []
-        self.titles: list[str] = []
-        self.rows: list[str] = []
-        self.links: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        found = dict(attrs)
-        if tag == "tr" and found.get("data-node") is not None:
-            self.rows.append(str(found["data-node"]))
-        if found.get("title"):
-            self.titles.append(str(found["title"]))
-        if tag == "a" and found.get("href"):
-            self.links.append(str(found["href"]))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
 
 
 def call(page: FleetPage, path: str = "/", query: str = "") -> tuple[str, dict[str, str], str]:
@@ -120,17 +94,7 @@ def test_agent_strings_are_text_never_markup() -> None:
     assert "script-src" not in headers["Content-Security-Policy"]
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     page = Page(body)
-    assert page.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "p", "a"} | {
-        "table",
-        "thead",
-        "tbody",
-        "tr",
-        "th",
-        "td",
-        "span",
-        "code",
-        "br",
-    }
+    assert page.tags <= PAGE_TAGS
     assert page.rows == [MARKUP]
     assert sum(MARKUP in text for text in page.text) >= 3  # node, agent version, runtime
     assert f'"><b>{MARKUP}' in page.titles  # the check output, whole, as an attribute value
