@@ -14,7 +14,7 @@ from pathlib import Path
 from loguru import logger
 
 from bench.agent import agent_benchmarks
-from bench.relay import ingest, kube_cache, scrape
+from bench.relay import fleet_page, ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,6 +38,7 @@ def main() -> None:
         print("relay:", flush=True)
         ingest(results, workdir)
         scrape(results, workdir)
+        fleet_page(results, workdir)
         kube_cache(results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
+from relay import cli as relay_cli
 from relay.agentsettings import agent_settings, parse_check_override
+from relay.app import RelayConfig
 from relay.cli import cli
 
 
@@ -56,3 +60,20 @@ def test_the_cli_refuses_a_bad_override_with_a_clear_message() -> None:
         cli, ["serve", "--check-override", "ntp:run=/bin/sh", "--listen-address", "127.0.0.1:0"]
     )
     assert result.exit_code == 2 and "unknown setting" in result.output
+
+
+def test_overrides_come_from_the_config_file_and_the_environment_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[RelayConfig] = []
+    monkeypatch.setattr(relay_cli, "serve", served.append)
+    monkeypatch.setattr(relay_cli.asyncio, "run", lambda coroutine: None)
+    config = tmp_path / "relay.yaml"
+    config.write_text("check-override:\n  - ntp:enabled=false\n  - disk:interval=300\n")
+    base = ["serve", "--listen-address", "127.0.0.1:0"]
+    assert CliRunner().invoke(cli, [*base, "--config", str(config)]).exit_code == 0
+    environment = {"KUBENSAGE_CHECK_OVERRIDE": "mirror:enabled=true"}
+    assert CliRunner().invoke(cli, base, env=environment).exit_code == 0
+    from_file, from_env = (config.check_overrides for config in served)
+    assert [(o.name, o.HasField("enabled")) for o in from_file] == [("ntp", True), ("disk", False)]
+    assert [(o.name, o.enabled) for o in from_env] == [("mirror", True)]
