@@ -173,13 +173,19 @@ class PidsCgroups:
 
     @staticmethod
     def _prepare(parent: Path, version: int) -> Path | None:
+        """The parent of the runs' cgroups, made ready; None where the agent may not.
+        On v2 the pids controller must also be handed down to the runs through it."""
+        created = False
         try:
-            if version == 2 and "pids" not in (parent.parent / "cgroup.controllers").read_text():
-                return None
-            parent.mkdir(exist_ok=True)
+            if not parent.is_dir():
+                parent.mkdir()
+                created = True
             if version == 2:
                 _write(parent / "cgroup.subtree_control", "+pids")
         except OSError:
+            if created:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
             return None
         return parent
 

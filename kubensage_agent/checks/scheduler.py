@@ -217,10 +217,15 @@ class CheckScheduler:
         next_scan = 0.0
         while not self._stopping.is_set():
             now = time.monotonic()
-            if now >= next_scan:
-                self._rescan(now)
-                next_scan = now + self.rescan_seconds
-            until_due = self._launch_due(now)
+            until_due = self.rescan_seconds
+            try:
+                if now >= next_scan:
+                    self._rescan(now)
+                    next_scan = now + self.rescan_seconds
+                until_due = self._launch_due(now)
+                self._once.clear("checks:loop")
+            except Exception as exc:  # checks must keep their schedule whatever one pass hit
+                self._once.problem("checks:loop", f"check scheduling failed: {exc!r}")
             self._wake.wait(max(0.0, min(until_due, next_scan - now)))
             self._wake.clear()
 

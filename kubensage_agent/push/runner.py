@@ -135,6 +135,11 @@ class AgentRunner:
                 "reconnects_total": sender.reconnects_total,
                 "last_problem": sender.last_problem,
             },
+            "checks": (
+                {"running": checks.running(), "errors_total": checks.errors_total}
+                if (checks := self.builder.checks) is not None
+                else None
+            ),
         }
 
     def live(self) -> bool:
