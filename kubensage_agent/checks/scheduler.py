@@ -30,17 +30,11 @@ from kubensage_agent.checks.manifest import (
 from kubensage_agent.checks.runner import Outcome, not_run, run_check
 from kubensage_agent.checks.sandbox import Limits, PidsCgroups
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_common.checkrules import is_check_name
+from kubensage_common.checkrules import is_check_name, state_name
 from kubensage_common.logsetup import OnceLogger
 
 RESCAN_SECONDS = 2.0
 MAX_OVERRIDES = 256
-STATE_NAMES = {
-    tm.CHECK_STATE_OK: "ok",
-    tm.CHECK_STATE_WARNING: "warning",
-    tm.CHECK_STATE_CRITICAL: "critical",
-    tm.CHECK_STATE_UNKNOWN: "unknown",
-}
 
 Entry = CheckSpec | Refused
 
@@ -311,7 +305,7 @@ class CheckScheduler:
             if not check.enabled:
                 return
             check.outcome = outcome
-            check.runs[STATE_NAMES[outcome.state]] += 1
+            check.runs[state_name(outcome.state)] += 1
             if outcome.error is not None:
                 self.errors_total += 1
         if outcome.error is not None:

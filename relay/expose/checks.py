@@ -14,19 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_common.checkrules import is_check_name
+from kubensage_common.checkrules import STATE_NAMES, is_check_name, state_name
 from kubensage_common.logsetup import OnceLogger
 from relay.expose.families import FamilySet, seconds
 from relay.state.store import NodeView
 
 MAX_CHECKS_PER_NODE = 64
-STATES = (
-    ("ok", tm.CHECK_STATE_OK),
-    ("warning", tm.CHECK_STATE_WARNING),
-    ("critical", tm.CHECK_STATE_CRITICAL),
-    ("unknown", tm.CHECK_STATE_UNKNOWN),
-)
-KNOWN_STATES = frozenset(value for _, value in STATES)
 Samples = Iterable[tuple[dict[str, str], float | None]]
 
 
@@ -41,14 +34,14 @@ class CheckFamily:
 
 
 def _state(result: tm.CheckResult) -> Samples:
-    current = result.state if result.state in KNOWN_STATES else tm.CHECK_STATE_UNKNOWN
-    return (({"state": name}, 1.0 if value == current else 0.0) for name, value in STATES)
+    current = state_name(result.state)
+    return (({"state": name}, 1.0 if name == current else 0.0) for name in STATE_NAMES.values())
 
 
 def _runs(result: tm.CheckResult) -> Samples:
     return (
         ({"result": name}, float(result.runs_total[name]))
-        for name, _ in STATES
+        for name in STATE_NAMES.values()
         if name in result.runs_total
     )
 

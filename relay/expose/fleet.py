@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.checkrules import state_name
 from kubensage_common.httpserver import StartResponse, WsgiApp
 from relay.expose.checks import exposable_checks
 from relay.expose.selection import current_containers
@@ -32,12 +33,6 @@ STALE_INTERVALS = 2
 REFRESH_SECONDS = 10
 MAX_OUTPUT_CHARS = 4096
 MAX_FAILING_SHOWN = 8
-STATE_NAMES = {
-    tm.CHECK_STATE_WARNING: "warning",
-    tm.CHECK_STATE_CRITICAL: "critical",
-    tm.CHECK_STATE_UNKNOWN: "unknown",
-    tm.CHECK_STATE_UNSPECIFIED: "unknown",
-}
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
     ("X-Content-Type-Options", "nosniff"),
@@ -113,7 +108,7 @@ def agent_row(view: NodeView, now: float) -> AgentRow:
     age = max(0.0, now - view.received_at_unix)
     checks = list(exposable_checks(view))
     failing = [
-        FailingCheck(r.name, STATE_NAMES[r.state], r.output[:MAX_OUTPUT_CHARS])
+        FailingCheck(r.name, state_name(r.state), r.output[:MAX_OUTPUT_CHARS])
         for r in checks
         if r.state != tm.CHECK_STATE_OK
     ]

@@ -14,14 +14,7 @@ from google.protobuf import json_format
 from kubensage_agent.push.status import StatusPage, is_loopback, status_app
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support.fake_cri import FakeContainer, FakeCriServer, FakeRuntime
-from tests.support.processes import (
-    RelayProcess,
-    Service,
-    eventually,
-    free_port,
-    http_get,
-    python_module,
-)
+from tests.support.processes import RelayProcess, agent_service, eventually, free_port, http_get
 from tests.support.reports import report
 
 
@@ -40,27 +33,18 @@ def test_status_answers_from_the_cache_without_calling_the_runtime(
     fake, server = runtime
     health = free_port()
     with RelayProcess(tmp_path, "relay", "--no-kube-enrichment") as relay:
-        agent = Service(
-            "agent",
-            python_module(
-                "kubensage_agent",
-                "run",
-                "--relay-address",
-                relay.address,
-                "--cri-socket",
-                server.endpoint,
-                "--interval",
-                "600",  # one cycle at start, then none while the test asks
-                "--node-name",
-                "status-node",
-                "--health-address",
-                f"127.0.0.1:{health}",
-                "--state-dir",
-                str(tmp_path / "state"),
-                "--checks-dir",
-                "",
-            ),
+        agent = agent_service(
             tmp_path,
+            "status-node",
+            relay.address,
+            "--cri-socket",
+            server.endpoint,
+            "--interval",
+            "600",  # one cycle at start, then none while the test asks
+            "--health-address",
+            f"127.0.0.1:{health}",
+            "--checks-dir",
+            "",
         ).start()
         try:
             url = f"http://127.0.0.1:{health}/status"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import Prometheus, RelayProcess, Service, eventually, python_module
+from tests.support.processes import Prometheus, RelayProcess, agent_service, eventually
 
 NODE = "checks-node"
 STATES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
@@ -26,27 +26,19 @@ class Stack:
         self.relay = RelayProcess(
             workdir, "relay", "--no-kube-enrichment", "--node-grace-period", "5"
         )
-        self.agent = Service(
-            "agent",
-            python_module(
-                "kubensage_agent",
-                "run",
-                "--relay-address",
-                self.relay.address,
-                "--cri-socket",
-                f"unix://{workdir}/no-runtime.sock",
-                "--interval",
-                "1",
-                "--node-name",
-                NODE,
-                "--state-dir",
-                str(workdir / "state"),
-                "--checks-dir",
-                str(checks.path),
-                "--checks-interval",
-                "2",
-            ),
+        self.agent = agent_service(
             workdir,
+            NODE,
+            self.relay.address,
+            "--cri-socket",
+            f"unix://{workdir}/no-runtime.sock",
+            "--interval",
+            "1",
+            "--checks-dir",
+            str(checks.path),
+            "--checks-interval",
+            "2",
+            name="agent",
         )
         self.prometheus = Prometheus(workdir, [f"127.0.0.1:{self.relay.http}"])
 

@@ -21,7 +21,7 @@ from tests.support.checks import CheckDir
 from tests.support.fake_cri import FakeContainer, FakeCriServer, FakeRuntime
 from tests.support.html import PAGE_TAGS, Page
 from tests.support.load import LoadResult, stream_reports
-from tests.support.processes import RelayProcess, Service, eventually, http_get, python_module
+from tests.support.processes import RelayProcess, agent_service, eventually, http_get
 from tests.support.reports import check, container, pod, report
 
 MARKUP = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
@@ -88,27 +88,18 @@ def fleet(tmp_path: Path) -> Iterator[tuple[RelayProcess, LoadResult]]:
         ) as relay,
     ):
         agents = [
-            Service(
-                f"agent-{name}",
-                python_module(
-                    "kubensage_agent",
-                    "run",
-                    "--relay-address",
-                    relay.address,
-                    "--cri-socket",
-                    cri.endpoint,
-                    "--node-name",
-                    name,
-                    "--interval",
-                    "2",
-                    "--state-dir",
-                    str(tmp_path / name),
-                    "--checks-dir",
-                    str(checks.path) if name == "fleet-a" else "",
-                    "--checks-interval",
-                    "2",
-                ),
+            agent_service(
                 tmp_path,
+                name,
+                relay.address,
+                "--cri-socket",
+                cri.endpoint,
+                "--interval",
+                "2",
+                "--checks-dir",
+                str(checks.path) if name == "fleet-a" else "",
+                "--checks-interval",
+                "2",
             ).start()
             for name in ("fleet-a", "fleet-b")
         ]

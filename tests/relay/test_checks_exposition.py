@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import NoEnrichment
 from relay.expose.textcache import NodeTextCache
 from relay.state.store import NodeStore
-from tests.conftest import require
 from tests.support.reports import check, report
 
 
@@ -96,22 +91,3 @@ def test_bad_and_repeated_names_never_become_series() -> None:
         (("check", "ntp"), ("node", "node-a"), ("state", "ok"))
     ]
     assert ntp_current == 1  # the first result of a repeated name is the one kept
-
-
-def test_promtool_accepts_check_series(tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    require(promtool is not None, "promtool (Debian package prometheus) validates exposition")
-    assert promtool is not None
-    text = exposition(
-        with_checks(check("ntp"), check("disk", tm.CHECK_STATE_WARNING, 1), check_errors=2)
-    )
-    result = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == ""

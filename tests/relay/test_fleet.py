@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ from relay.expose.fleet import AgentRow, FleetPage, duration
 from relay.state.store import NodeStore
 from tests.support.html import PAGE_TAGS, Page
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import RelayProcess, eventually
+from tests.support.processes import RelayProcess, eventually, http_status
 from tests.support.reports import check, container, pod, report
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -173,17 +170,8 @@ def test_the_relay_guards_the_page_with_the_metrics_tls_and_basic_auth(tmp_path:
     base = f"https://127.0.0.1:{relay.http}"
 
     def get(path: str, password: str | None = None) -> int:
-        request = urllib.request.Request(base + path)
-        if password is not None:
-            token = base64.b64encode(f"operator:{password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except (urllib.error.URLError, ConnectionError):
-            return 0
+        user = None if password is None else "operator"
+        return http_status(base + path, context=context, user=user, password=password or "")
 
     relay.service.start()
     try:
