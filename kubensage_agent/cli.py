@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from loguru import logger
 
 from kubensage_agent.checks.manifest import CheckDefaults
-from kubensage_agent.checks.sandbox import PidsCgroups
+from kubensage_agent.checks.sandbox import Limits, PidsCgroups
 from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector, default_node_name
@@ -83,6 +83,7 @@ def build_checks(options: dict[str, Any]) -> CheckScheduler | None:
         defaults=CheckDefaults(options["checks_interval"], options["checks_timeout"]),
         max_concurrent=options["checks_max_concurrent"],
         cgroups=PidsCgroups.detect(),
+        limits=Limits(proc=HostPaths(Path(options["host_root"])).proc()),
     )
 
 

@@ -1,13 +1,15 @@
 """What a check process may use: rlimits, an unprivileged account, and a pids cgroup.
 
-RLIMIT_NPROC bounds a fork bomb only for a non-root account (the kernel exempts root of
-the initial user namespace), and it counts every process of that account. The real
-bound, for root checks too, is a pids cgroup of its own per run (pids.max), made under
-the agent's own cgroup when the pids controller is writable there (cgroup v1 pids
-hierarchy, or cgroup v2 where the agent may delegate). Where it is not (a container
-with a read-only /sys/fs/cgroup, a systemd unit with ProtectControlGroups), the service's
-own pids limit (TasksMax, the pod's pid limit) is what holds a root check; the agent
-says so once at start.
+RLIMIT_NPROC counts every task (thread) of the account node-wide, and containers often run
+as `nobody` too: a fixed limit could stop every check from starting on a busy node. So each
+run gets as its limit the tasks its account has now plus MAX_TASKS (counted from the host's
+/proc), a budget of its own like the cgroup's. It binds only a non-root account (the kernel
+exempts root of the initial user namespace). The exact bound, for root checks too, is a
+pids cgroup of its own per run (pids.max), made under the agent's own cgroup when the pids
+controller is writable there (cgroup v1 pids hierarchy, or cgroup v2 where the agent may
+delegate). Where it is not (a container with a read-only /sys/fs/cgroup, a systemd unit
+with ProtectControlGroups), the service's own pids limit (TasksMax, the pod's pid limit) is
+what holds a root check; the agent says so once at start.
 """
 
 from __future__ import annotations
@@ -28,31 +30,55 @@ from loguru import logger
 from kubensage_agent.checks.manifest import Account
 from kubensage_agent.parsers.cgroup import parse_unified_path
 
-MAX_PIDS = 64  # processes (and threads) one run may have at once, when a pids cgroup exists
-NPROC_LIMIT = 256  # per account, all its processes: the bound without a pids cgroup
+MAX_TASKS = 64  # processes and threads one run may add
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space
 OPEN_FILES_LIMIT = 64
 KILL_ROUNDS = 50
 PARENT_NAME = "kubensage-checks"
 
 
+def account_tasks(uid: int, proc: Path) -> int:
+    """Tasks (threads) the account has now, node-wide: what RLIMIT_NPROC counts. One stat
+    per process (its /proc directory belongs to its user), one more per process of `uid`
+    (a task directory links 2 + its threads)."""
+    count = 0
+    try:
+        with os.scandir(proc) as entries:
+            for entry in entries:
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    count += max(1, os.stat(os.path.join(entry.path, "task")).st_nlink - 2)
+                except OSError:
+                    continue  # the process ended meanwhile
+    except OSError:
+        return 0
+    return count
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_pids: int = MAX_PIDS
-    nproc: int = NPROC_LIMIT
+    max_tasks: int = MAX_TASKS
     memory_bytes: int = MEMORY_LIMIT_BYTES
     open_files: int = OPEN_FILES_LIMIT
+    proc: Path = Path("/proc")  # the host's, where RLIMIT_NPROC's count is seen whole
 
-    def rlimits(self, timeout_seconds: float) -> tuple[tuple[int, int, int], ...]:
-        """(resource, soft, hard): CPU time matches the wall timeout (SIGXCPU, then SIGKILL)."""
+    def rlimits(self, timeout_seconds: float, account: Account) -> tuple[tuple[int, int, int], ...]:
+        """(resource, soft, hard): CPU time matches the wall timeout (SIGXCPU, then SIGKILL);
+        processes: what the account has now plus this run's budget."""
         cpu = math.ceil(timeout_seconds) + 1
-        return (
+        limits = [
             (resource.RLIMIT_CPU, cpu, cpu + 1),
             (resource.RLIMIT_AS, self.memory_bytes, self.memory_bytes),
             (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
-            (resource.RLIMIT_NPROC, self.nproc, self.nproc),
             (resource.RLIMIT_CORE, 0, 0),
-        )
+        ]
+        if not account.is_root:
+            tasks = account_tasks(account.uid, self.proc) + self.max_tasks
+            limits.append((resource.RLIMIT_NPROC, tasks, tasks))
+        return tuple(limits)
 
 
 def v1_controller_path(proc_cgroup: str, controller: str) -> str | None:
@@ -146,13 +172,13 @@ class RunCgroup:
 class PidsCgroups:
     """Makes per-run pids cgroups under `parent`, or none when `parent` is None."""
 
-    def __init__(self, parent: Path | None, max_pids: int = MAX_PIDS) -> None:
+    def __init__(self, parent: Path | None, max_pids: int = MAX_TASKS) -> None:
         self.parent = parent
         self.max_pids = max_pids
         self._runs = 0
 
     @classmethod
-    def detect(cls, max_pids: int = MAX_PIDS, proc: Path = Path("/proc")) -> PidsCgroups:
+    def detect(cls, max_pids: int = MAX_TASKS, proc: Path = Path("/proc")) -> PidsCgroups:
         """Under the agent's own cgroup in the pids hierarchy, when it may write there."""
         try:
             found = pids_hierarchy((proc / "self/mounts").read_text())
@@ -210,7 +236,7 @@ def preexec(
 ) -> Callable[[], None]:
     """What the child does between fork and exec: join its cgroup (while still root), set
     its rlimits, then become `account`. Only plain syscalls: the parent has threads."""
-    rlimits = limits.rlimits(timeout_seconds)
+    rlimits = limits.rlimits(timeout_seconds, account)
     procs = str(cgroup.procs) if cgroup is not None else None
 
     def child() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from kubensage_agent.checks.manifest import CheckDefaults, CheckSpec, parse_manifest
 from kubensage_agent.checks.runner import OUTPUT_LIMIT, Outcome, bounded_text, run_check
-from kubensage_agent.checks.sandbox import Limits, PidsCgroups, RunCgroup
+from kubensage_agent.checks.sandbox import Limits, PidsCgroups, RunCgroup, account_tasks
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.conftest import require
 from tests.support.checks import CheckDir
@@ -73,6 +74,7 @@ def test_exit_codes_follow_the_nagios_convention(checks: CheckDir, code: int, st
 
 def test_runs_as_nobody_with_path_only_no_stdin_cwd_root_and_limits(checks: CheckDir) -> None:
     leaked = [os.open("/dev/null", os.O_RDONLY) for _ in range(80)]  # beyond the fd rlimit
+    nobody_tasks = account_tasks(65534, Path("/proc"))
     try:
         outcome = run(
             checks,
@@ -90,7 +92,8 @@ def test_runs_as_nobody_with_path_only_no_stdin_cwd_root_and_limits(checks: Chec
     assert env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     numbers = [line for line in lines if line.isdigit()]
     # fds: 0, 1, 2 and the one ls opens to list them; nothing of the agent's
-    assert numbers == ["4", "64", "5", "256", str(512 * 1024), "0"]
+    processes = str(nobody_tasks + 64)  # what the account had, plus this run's budget
+    assert numbers == ["4", "64", "5", processes, str(512 * 1024), "0"]
     assert "got-stdin" not in lines and lines[-1] == "end"
     assert outcome.state == tm.CHECK_STATE_OK
 
@@ -198,11 +201,38 @@ def test_a_fork_bomb_without_cgroup_is_held_by_rlimit_nproc(checks: CheckDir) ->
         "echo $$ > $SCRATCH/leader; bomb() { bomb | bomb & }; bomb; sleep 1000",
         shell="/bin/bash",
     )
-    outcome = run_check(spec(checks, "bomb", "timeout: 2"), PidsCgroups(None), Limits(nproc=24))
+    outcome = run_check(spec(checks, "bomb", "timeout: 2"), PidsCgroups(None), Limits(max_tasks=16))
     assert outcome.timed_out and "Resource temporarily unavailable" in outcome.output
     assert not alive(int((checks.scratch / "leader").read_text()))
     after = run(checks, "after", "echo fine", cgroups=PidsCgroups(None))
     assert after.state == tm.CHECK_STATE_OK
+
+
+def test_checks_still_start_when_the_account_is_busy_elsewhere_on_the_node(
+    checks: CheckDir,
+) -> None:
+    """Containers often run as nobody: 300 of its threads must not stop a check starting."""
+    busy = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import threading, time\n"
+            "for _ in range(300): threading.Thread(target=time.sleep, args=(120,), daemon=True)"
+            ".start()\n"
+            "print('ready', flush=True); time.sleep(120)",
+        ],
+        user=65534,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert busy.stdout is not None and busy.stdout.readline() == "ready\n"
+        assert account_tasks(65534, Path("/proc")) > 300
+        outcome = run(checks, "busy", "echo fine")
+        assert (outcome.state, outcome.output) == (tm.CHECK_STATE_OK, "fine\n")
+    finally:
+        busy.kill()
+        busy.wait(10)
 
 
 def test_cpu_time_limit_follows_the_timeout(checks: CheckDir) -> None:
