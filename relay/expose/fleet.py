@@ -32,6 +32,7 @@ from relay.state.store import DEFAULT_INTERVAL_SECONDS, NodeStore, NodeView
 STALE_INTERVALS = 2
 REFRESH_SECONDS = 10
 MAX_OUTPUT_CHARS = 4096
+MAX_TEXT_CHARS = 256  # any other string an agent sent: a page row stays a row
 MAX_FAILING_SHOWN = 8
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
@@ -102,6 +103,10 @@ def struggles(health: tm.AgentHealth, previous: tm.AgentHealth | None, failing: 
     return reasons
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_CHARS else text[: MAX_TEXT_CHARS - 1] + "…"
+
+
 def agent_row(view: NodeView, now: float) -> AgentRow:
     report, health = view.report, view.report.health
     interval = health.interval_seconds or DEFAULT_INTERVAL_SECONDS
@@ -113,11 +118,11 @@ def agent_row(view: NodeView, now: float) -> AgentRow:
         if r.state != tm.CHECK_STATE_OK
     ]
     return AgentRow(
-        node=view.node,
-        agent_id=view.agent_id,
-        agent_version=report.agent_version,
-        runtime=report.runtime.name,
-        runtime_version=report.runtime.version,
+        node=_cut(view.node),
+        agent_id=_cut(view.agent_id),
+        agent_version=_cut(report.agent_version),
+        runtime=_cut(report.runtime.name),
+        runtime_version=_cut(report.runtime.version),
         connected=view.connected,
         connected_since_unix=view.connected_since_unix,
         last_report_unix=view.received_at_unix,

@@ -97,6 +97,16 @@ def test_agent_strings_are_text_never_markup() -> None:
     assert f'"><b>{MARKUP}' in page.titles  # the check output, whole, as an attribute value
 
 
+def test_long_agent_strings_are_cut() -> None:
+    long = report("node-a")
+    long.agent_version = "v" * 100_000
+    long.checks.append(check("ntp", tm.CHECK_STATE_CRITICAL, 2, "x" * 100_000))
+    (row,) = FleetPage(fleet(long)).rows(time.time())
+    assert len(row.agent_version) == 256 and row.agent_version.endswith("…")
+    assert len(row.failing_checks[0].output) == 4096
+    assert len(call(FleetPage(fleet(long)))[2]) < 20_000
+
+
 def test_sorting_by_any_column_both_ways_through_links() -> None:
     reports = []
     for index, (name, queue) in enumerate((("beta", 5), ("alpha", 0), ("gamma", 2))):
