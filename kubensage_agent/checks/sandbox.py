@@ -34,7 +34,7 @@ MAX_TASKS = 64  # processes and threads one run may add
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space
 OPEN_FILES_LIMIT = 64
 KILL_ROUNDS = 50
-PARENT_NAME = "kubensage-checks"
+PARENT_PREFIX = "kubensage-checks-"  # + the agent's pid: one parent per agent process
 
 
 def account_tasks(uid: int, proc: Path) -> int:
@@ -169,6 +169,16 @@ class RunCgroup:
         logger.warning("could not remove check cgroup {}", self.path)
 
 
+def _remove_abandoned(home: Path) -> None:
+    """Empty parents left by agents that died without cleaning up (rmdir fails on others)."""
+    with contextlib.suppress(OSError):
+        for leftover in home.glob(f"{PARENT_PREFIX}*"):
+            owner = leftover.name.removeprefix(PARENT_PREFIX)
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                with contextlib.suppress(OSError):
+                    leftover.rmdir()
+
+
 class PidsCgroups:
     """Makes per-run pids cgroups under `parent`, or none when `parent` is None."""
 
@@ -194,7 +204,9 @@ class PidsCgroups:
                 else parse_unified_path(own_cgroups)
             )
             if own is not None:
-                parent = cls._prepare(Path(mount) / own.lstrip("/") / PARENT_NAME, version)
+                home = Path(mount) / own.lstrip("/")
+                _remove_abandoned(home)
+                parent = cls._prepare(home / f"{PARENT_PREFIX}{os.getpid()}", version)
         return cls(parent, max_pids)
 
     @staticmethod
@@ -215,11 +227,17 @@ class PidsCgroups:
             return None
         return parent
 
+    def close(self) -> None:
+        """Remove the parent when the agent stops (its runs' cgroups are gone by then)."""
+        if self.parent is not None:
+            with contextlib.suppress(OSError):
+                self.parent.rmdir()
+
     def create(self, name: str) -> RunCgroup | None:
         if self.parent is None:
             return None
         self._runs += 1
-        path = self.parent / f"{os.getpid()}-{self._runs}-{name}"
+        path = self.parent / f"{self._runs}-{name}"
         try:
             path.mkdir()
             _write(path / "pids.max", str(self.max_pids))

@@ -203,6 +203,7 @@ class CheckScheduler:
             self._thread.join(timeout=10)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self.cgroups.close()
         os.close(self._cancel_fd)
 
     # -- the scheduling thread ----------------------------------------------------------

@@ -27,12 +27,11 @@ def checks() -> Iterator[CheckDir]:
 
 
 @pytest.fixture(params=["cgroup", "no-cgroup"])
-def cgroups(request: pytest.FixtureRequest) -> PidsCgroups:
-    if request.param == "no-cgroup":
-        return PidsCgroups(None)
-    found = PidsCgroups.detect()
-    require(found.parent is not None, "a writable pids cgroup hierarchy")
-    return found
+def cgroups(request: pytest.FixtureRequest) -> Iterator[PidsCgroups]:
+    found = PidsCgroups(None) if request.param == "no-cgroup" else PidsCgroups.detect()
+    require(request.param == "no-cgroup" or found.parent is not None, "a writable pids cgroup")
+    yield found
+    found.close()
 
 
 def spec(checks: CheckDir, name: str, manifest: str = "") -> CheckSpec:
@@ -188,6 +187,7 @@ def test_a_fork_bomb_is_held_by_the_pids_cgroup_and_costs_only_its_result(
         neighbour = run(checks, "neighbour", "echo fine", cgroups=cgroups)
     finally:
         thread.join(30)
+    cgroups.close()
     (bomb,) = results
     assert bomb.timed_out and bomb.state == tm.CHECK_STATE_UNKNOWN
     assert 1 < peak <= 16

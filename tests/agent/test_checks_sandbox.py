@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kubensage_agent.checks.sandbox import (
-    PARENT_NAME,
+    PARENT_PREFIX,
     PidsCgroups,
     pids_hierarchy,
     v1_controller_path,
@@ -44,9 +45,16 @@ def test_detect_nests_the_runs_under_the_agents_own_cgroup(tmp_path: Path) -> No
     (proc / "self").mkdir(parents=True)
     (proc / "self/mounts").write_text(f"cgroup {hierarchy} cgroup rw,pids 0 0\n")
     (proc / "self/cgroup").write_text("3:pids:/system.slice/agent.service\n0::/\n")
+    home = hierarchy / "system.slice/agent.service"
+    (home / f"{PARENT_PREFIX}999999999").mkdir()  # left by an agent that died
+    (home / f"{PARENT_PREFIX}{os.getpid() + 0}-busy").mkdir()  # not an agent's: kept
     found = PidsCgroups.detect(max_pids=8, proc=proc)
-    assert found.parent == hierarchy / "system.slice/agent.service" / PARENT_NAME
+    assert found.parent == home / f"{PARENT_PREFIX}{os.getpid()}"
     assert found.parent.is_dir() and found.max_pids == 8
+    assert not (home / f"{PARENT_PREFIX}999999999").exists()
+    assert (home / f"{PARENT_PREFIX}{os.getpid()}-busy").exists()
+    found.close()
+    assert not found.parent.exists()
 
 
 def test_no_pids_cgroup_where_the_hierarchy_is_not_writable(tmp_path: Path) -> None:
