@@ -53,10 +53,9 @@ def state_of(exit_code: int) -> tm.CheckState.ValueType:
 def bounded_text(raw: bytes, note: str = "", limit: int = OUTPUT_LIMIT) -> str:
     """`raw` decoded, with `note` appended, in at most `limit` UTF-8 bytes."""
     tail = f"\n[{note}]".encode() if note else b""
-    head = raw[: max(0, limit - len(tail))]
-    text = head.decode(errors="replace")
-    while len(text.encode()) + len(tail) > limit:  # replacement characters are 3 bytes
-        text = text[:-1]
+    room = max(0, limit - len(tail))
+    # invalid bytes become U+FFFD (3 bytes each), so cut again after decoding
+    text = raw[:room].decode(errors="replace").encode()[:room].decode(errors="ignore")
     return text + tail.decode()
 
 
