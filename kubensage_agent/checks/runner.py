@@ -29,6 +29,8 @@ READ_CHUNK = 65536
 REAP_SECONDS = 5.0
 # after the check exits, how long output left in the pipe (or held by an escaped child) is read
 EXIT_GRACE_SECONDS = 1.0
+# kernels before 5.3 have no pidfd: the check's exit is then looked for this often
+EXIT_POLL_SECONDS = 0.1
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NAGIOS_STATES = {0: tm.CHECK_STATE_OK, 1: tm.CHECK_STATE_WARNING, 2: tm.CHECK_STATE_CRITICAL}
 
@@ -87,16 +89,28 @@ class _Reader:
         self.ended = False
         self.flooded = False
         self.cancelled = False
-        self._pidfd = os.pidfd_open(process.pid)
         self._poller = select.poll()
         self._poller.register(self.pipe, select.POLLIN)
-        self._poller.register(self._pidfd, select.POLLIN)
+        try:
+            self._pidfd: int | None = os.pidfd_open(process.pid)
+            self._poller.register(self._pidfd, select.POLLIN)
+        except OSError:
+            self._pidfd = None
         self._cancel_fd = cancel_fd
         if cancel_fd is not None:
             self._poller.register(cancel_fd, select.POLLIN)
 
     def close(self) -> None:
-        os.close(self._pidfd)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+
+    def _has_exited(self) -> bool:
+        """Without a pidfd: has the check exited? (WNOWAIT leaves it for Popen to reap)"""
+        try:
+            found = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return found is not None
 
     def _read(self) -> None:
         chunk = os.read(self.pipe, READ_CHUNK)
@@ -112,7 +126,8 @@ class _Reader:
     def _on_exit(self) -> None:
         """What the check left behind dies with it: it would hold the pipe open."""
         self.exited = True
-        self._poller.unregister(self._pidfd)
+        if self._pidfd is not None:
+            self._poller.unregister(self._pidfd)
         kill_group(self.process.pid)  # safe: the unreaped leader still holds the pgid
         if self.cgroup is not None:
             self.cgroup.kill_all(self.process.pid)
@@ -122,7 +137,10 @@ class _Reader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            for fd, _ in self._poller.poll(remaining * 1000):
+            if self._pidfd is None and not self.exited:
+                remaining = min(remaining, EXIT_POLL_SECONDS)
+            events = self._poller.poll(remaining * 1000)
+            for fd, _ in events:
                 if fd == self._pidfd:
                     self._on_exit()
                     deadline = min(deadline, time.monotonic() + EXIT_GRACE_SECONDS)
@@ -130,6 +148,9 @@ class _Reader:
                     self.cancelled = True
                 elif fd == self.pipe:
                     self._read()
+            if self._pidfd is None and not self.exited and self._has_exited():
+                self._on_exit()
+                deadline = min(deadline, time.monotonic() + EXIT_GRACE_SECONDS)
 
 
 def kill_group(pgid: int) -> None:

@@ -291,7 +291,10 @@ class CheckScheduler:
             if isinstance(entry, Refused):
                 outcome = not_run(f"refused: {entry.reason}", time.time_ns())
             else:
-                outcome = run_check(entry, self.cgroups, self.limits, self._cancel_fd)
+                try:
+                    outcome = run_check(entry, self.cgroups, self.limits, self._cancel_fd)
+                except Exception as exc:  # never leave a check marked running for good
+                    outcome = not_run(f"could not run: {exc!r}", time.time_ns())
             self._record(name, outcome)
         finally:
             with self._lock:

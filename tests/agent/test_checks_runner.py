@@ -269,3 +269,17 @@ def test_bounded_text_never_exceeds_the_limit_even_with_replacement_characters()
     assert bounded_text(b"\xff" * 5000, "note").encode().__len__() <= OUTPUT_LIMIT
     assert bounded_text(b"abc", "cut") == "abc\n[cut]"
     assert bounded_text(b"abc") == "abc"
+
+
+def test_kernels_without_pidfd_still_see_exits_and_timeouts(
+    checks: CheckDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")  # ENOSYS, as before Linux 5.3
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    done = run(checks, "daemon", "sleep 1000 & echo $! > $SCRATCH/child; echo bye; exit 2")
+    assert (done.state, done.exit_code, done.output) == (tm.CHECK_STATE_CRITICAL, 2, "bye\n")
+    assert not alive(int((checks.scratch / "child").read_text()))
+    hang = run(checks, "hang", "sleep 1000", "timeout: 1")
+    assert hang.timed_out and hang.state == tm.CHECK_STATE_UNKNOWN
