@@ -210,12 +210,12 @@ class AgentRunner:
         collect_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collect_task
+        if self.builder.checks is not None:  # no report will carry their results any more
+            await asyncio.to_thread(self.builder.checks.stop)
         flushed = await self.sender.flush_and_close(self.config.flush_timeout_seconds)
         sender_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender_task
-        if self.builder.checks is not None:
-            self.builder.checks.stop()
         if probes is not None:
             probes.stop()
         if self.builder.runtime is not None:
