@@ -1,15 +1,19 @@
 """What a check process may use: rlimits, an unprivileged account, and a pids cgroup.
 
-RLIMIT_NPROC counts every task (thread) of the account node-wide, and containers often run
-as `nobody` too: a fixed limit could stop every check from starting on a busy node. So each
-run gets as its limit the tasks its account has now plus MAX_TASKS (counted from the host's
-/proc), a budget of its own like the cgroup's. It binds only a non-root account (the kernel
-exempts root of the initial user namespace). The exact bound, for root checks too, is a
-pids cgroup of its own per run (pids.max), made under the agent's own cgroup when the pids
-controller is writable there (cgroup v1 pids hierarchy, or cgroup v2 where the agent may
-delegate). Where it is not (a container with a read-only /sys/fs/cgroup, a systemd unit
-with ProtectControlGroups), the service's own pids limit (TasksMax, the pod's pid limit) is
-what holds a root check; the agent says so once at start.
+The bound on a check's processes is a pids cgroup of its own per run (pids.max), made under
+the agent's own cgroup when the pids controller is writable there (cgroup v1 pids
+hierarchy, or cgroup v2 where the agent may delegate). It holds root checks too, and it is
+per run: a fork bomb fills its own cgroup and nobody else's.
+
+Where no such cgroup can be made (a container with a read-only /sys/fs/cgroup, a systemd
+unit with ProtectControlGroups), RLIMIT_NPROC stands in. It counts every task of the
+account node-wide, and pods often run as `nobody` too, so a fixed number could stop every
+check from starting on a busy node: each run gets the tasks its account has now plus
+MAX_TASKS (counted in the host's /proc). Being per account, it is shared: a fork bomb can
+use up the headroom of another check of the same account started before it. It does not
+bind root (the kernel exempts root of the initial user namespace); there the service's own
+pids limit (TasksMax, the pod's pid limit) holds a root check. The agent says at start
+which bound is in force.
 """
 
 from __future__ import annotations
@@ -65,9 +69,11 @@ class Limits:
     open_files: int = OPEN_FILES_LIMIT
     proc: Path = Path("/proc")  # the host's, where RLIMIT_NPROC's count is seen whole
 
-    def rlimits(self, timeout_seconds: float, account: Account) -> tuple[tuple[int, int, int], ...]:
+    def rlimits(
+        self, timeout_seconds: float, account: Account, own_cgroup: bool
+    ) -> tuple[tuple[int, int, int], ...]:
         """(resource, soft, hard): CPU time matches the wall timeout (SIGXCPU, then SIGKILL);
-        processes: what the account has now plus this run's budget."""
+        processes, without a cgroup of its own: what the account has now plus a budget."""
         cpu = math.ceil(timeout_seconds) + 1
         limits = [
             (resource.RLIMIT_CPU, cpu, cpu + 1),
@@ -75,7 +81,7 @@ class Limits:
             (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
             (resource.RLIMIT_CORE, 0, 0),
         ]
-        if not account.is_root:
+        if not account.is_root and not own_cgroup:
             tasks = account_tasks(account.uid, self.proc) + self.max_tasks
             limits.append((resource.RLIMIT_NPROC, tasks, tasks))
         return tuple(limits)
@@ -146,12 +152,6 @@ class RunCgroup:
         }:  # orphans of the run are the agent's children when it is PID 1
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-
-    def peak(self) -> int | None:
-        try:
-            return int((self.path / "pids.peak").read_text())
-        except (OSError, ValueError):
-            return None
 
     def remove(self, leader: int) -> None:
         """rmdir once its processes are gone (they need a moment to exit after SIGKILL)."""
@@ -254,7 +254,7 @@ def preexec(
 ) -> Callable[[], None]:
     """What the child does between fork and exec: join its cgroup (while still root), set
     its rlimits, then become `account`. Only plain syscalls: the parent has threads."""
-    rlimits = limits.rlimits(timeout_seconds, account)
+    rlimits = limits.rlimits(timeout_seconds, account, own_cgroup=cgroup is not None)
     procs = str(cgroup.procs) if cgroup is not None else None
 
     def child() -> None:

@@ -166,33 +166,55 @@ class _Watched(PidsCgroups):
         return made
 
 
+def limit_hits(run: RunCgroup) -> int:
+    """How often the run's processes were refused a fork by pids.max (`max N` in pids.events)."""
+    try:
+        return int((run.path / "pids.events").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def test_a_fork_bomb_is_held_by_the_pids_cgroup_and_costs_only_its_result(
     checks: CheckDir,
 ) -> None:
     detected = PidsCgroups.detect()
     require(detected.parent is not None, "a writable pids cgroup hierarchy")
     cgroups = _Watched(detected.parent, max_pids=16)
-    checks.script("bomb", "bomb() { bomb | bomb & }; bomb; sleep 1000", shell="/bin/bash")
-    results: list[Outcome] = []
-    thread = threading.Thread(
-        target=lambda: results.append(run_check(spec(checks, "bomb", "timeout: 3"), cgroups))
+    limits = Limits(max_tasks=16)  # the same budget as the cgroup, for the account too
+    checks.script(
+        "neighbour",
+        "touch $SCRATCH/waiting; while [ ! -e $SCRATCH/go ]; do sleep 0.05; done; echo fine",
     )
-    thread.start()
-    peak = 0
+    checks.script("bomb", "bomb() { bomb | bomb & }; bomb; sleep 1000", shell="/bin/bash")
+    outcomes: dict[str, Outcome] = {}
+
+    def start(name: str, manifest: str) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: outcomes.update(
+                {name: run_check(spec(checks, name, manifest), cgroups, limits)}
+            )
+        )
+        thread.start()
+        return thread
+
+    neighbour = start("neighbour", "timeout: 60")  # started first, forks all along
     try:
-        eventually(lambda: cgroups.runs, timeout=10, every=0.02)
-        while thread.is_alive():
-            peak = max(peak, cgroups.runs[0].peak() or 0)
-            thread.join(0.05)
-        neighbour = run(checks, "neighbour", "echo fine", cgroups=cgroups)
+        eventually((checks.scratch / "waiting").exists, timeout=30, every=0.02)
+        bomb = start("bomb", "timeout: 4")
+        eventually(lambda: len(cgroups.runs) == 2, timeout=30, every=0.02)
+        eventually(lambda: limit_hits(cgroups.runs[1]) > 0, timeout=30, every=0.02)
+        (checks.scratch / "go").touch()  # the bomb is at its limit: the neighbour forks on
+        bomb.join(60)
     finally:
-        thread.join(30)
-    cgroups.close()
-    (bomb,) = results
-    assert bomb.timed_out and bomb.state == tm.CHECK_STATE_UNKNOWN
-    assert 1 < peak <= 16
-    assert (neighbour.state, neighbour.output) == (tm.CHECK_STATE_OK, "fine\n")
-    assert not cgroups.runs[0].path.exists()
+        (checks.scratch / "go").touch()
+        neighbour.join(60)
+        cgroups.close()
+    assert outcomes["bomb"].timed_out and outcomes["bomb"].state == tm.CHECK_STATE_UNKNOWN
+    assert (outcomes["neighbour"].state, outcomes["neighbour"].output) == (
+        tm.CHECK_STATE_OK,
+        "fine\n",
+    )
+    assert not any(run.path.exists() for run in cgroups.runs)
 
 
 def test_a_fork_bomb_without_cgroup_is_held_by_rlimit_nproc(checks: CheckDir) -> None:
