@@ -10,7 +10,7 @@ RELAY_GRPC ?= 127.0.0.1:9190
 RELAY_METRICS ?= 127.0.0.1:9191
 RUN_DIR := .run
 
-.PHONY: all venv run test test-unit lint fmt proto proto-check build build-linux-amd64 build-linux-arm64 build-all bench clean
+.PHONY: all venv run test test-unit lint fmt proto proto-check golden docs build build-linux-amd64 build-linux-arm64 build-all bench clean
 
 all: lint test
 
@@ -57,6 +57,12 @@ bench: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+golden: $(STAMP)
+	$(BIN)/python -m tests.support.golden --write
+
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py
 
 proto-check: $(STAMP)
 	$(BIN)/pytest -q tests/test_proto_generated.py

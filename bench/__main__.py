@@ -13,7 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from bench.agent import agent_benchmarks
+from bench.agent import agent_benchmarks, bundle_sizes
 from bench.relay import fleet_page, ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
 
@@ -35,6 +35,7 @@ def main() -> None:
     try:
         print("agent (real containerd):", flush=True)
         agent_benchmarks(results, workdir, binary if binary.exists() else None)
+        bundle_sizes(results, binary if binary.exists() else None)
         print("relay:", flush=True)
         ingest(results, workdir)
         scrape(results, workdir)

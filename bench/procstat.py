@@ -8,10 +8,23 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(pid: int) -> list[str]:
+    # after the parenthesised command, fields start at state (field 3 of proc(5))
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of `pid` (all threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    fields = _stat_fields(pid)
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / TICKS
+
+
+def cpu_seconds_with_children(pid: int) -> float:
+    """CPU of `pid` plus that of its children it has reaped (a shim's `runc` execs)."""
+    fields = _stat_fields(pid)
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime + cutime + cstime) / TICKS
 
 
 def rss_bytes(pid: int) -> int:

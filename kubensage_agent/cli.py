@@ -19,6 +19,7 @@ from kubensage_agent.checks.sandbox import Limits, PidsCgroups
 from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector, default_node_name
+from kubensage_agent.collectors.node.flags import settings_from_options
 from kubensage_agent.cri.discovery import DiscoveryError, discover
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.options import host_options
@@ -38,10 +39,6 @@ def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
     return HostPaths(Path(options["host_root"])), CollectorErrors()
 
 
-def _disabled(options: dict[str, Any]) -> frozenset[str]:
-    return frozenset(n.strip() for n in options["disable_collectors"].split(",") if n.strip())
-
-
 def _channel_credentials(options: dict[str, Any]) -> grpc.ChannelCredentials | None:
     files = (options["tls_ca_file"], options["tls_cert_file"], options["tls_key_file"])
     if not options["tls"] and not any(files):
@@ -59,11 +56,10 @@ def build_reporter(
 ) -> ReportBuilder:
     paths, errors = _setup(options)
     try:
-        node = NodeCollector(
-            paths, options["node_name"] or default_node_name(), errors, _disabled(options)
-        )
+        settings = settings_from_options(options)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--disable-collectors") from exc
+        raise click.UsageError(f"node collectors: {exc}") from exc
+    node = NodeCollector(paths, options["node_name"] or default_node_name(), errors, settings)
     runtime = RuntimeLink(paths, options["cri_socket"], options["cri_timeout"], errors)
     return ReportBuilder(
         agent_id=agent_id,

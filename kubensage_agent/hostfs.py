@@ -19,6 +19,19 @@ def read_small(path: str | os.PathLike[str]) -> str:
         os.close(fd)
 
 
+def read_whole(path: str | os.PathLike[str]) -> str:
+    """A kernel file that may outgrow one read: seq_file hands out a page's worth of
+    records per read(2), so /proc/<pid>/mounts on a busy node takes several."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, SMALL_FILE_BYTES):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class HostPaths:
     root: Path = Path("/")

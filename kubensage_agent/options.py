@@ -7,18 +7,14 @@ from typing import Any, TypeVar
 
 import click
 
+from kubensage_agent.collectors.node.flags import collector_options
 from kubensage_common.cliconfig import config_option, logging_options, option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def host_options(func: F) -> F:
-    func = option(
-        "--disable-collectors",
-        default="",
-        help="Comma-separated node collectors to turn off "
-        "(cpu,memory,loadavg,pressure,netdev,uptime,identity,addresses).",
-    )(func)
+    func = collector_options(func)
     func = option(
         "--node-name",
         default=None,

@@ -18,7 +18,9 @@ ENV_PREFIX = "KUBENSAGE_"
 
 
 def env_name(flag: str) -> str:
-    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+    """KUBENSAGE_<FLAG>; an on/off pair ("--spool/--no-spool") is named after its first half."""
+    first = flag.split("/", 1)[0]
+    return ENV_PREFIX + first.lstrip("-").replace("-", "_").upper()
 
 
 def option(flag: str, *extra: str, **kwargs: Any) -> Callable[[F], F]:

@@ -27,6 +27,7 @@ from relay.ingest.auth import TokenFile
 from relay.ingest.limits import ReportLimits
 from relay.ingest.service import IngestService
 from relay.selfmetrics import RelayMetrics
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 
 INGEST_SERVICE = "kubensage.telemetry.v1.Ingest"
@@ -109,7 +110,9 @@ async def serve(config: RelayConfig) -> None:
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
-    nodes = NodeTextCache(store, config.metric_profile, enrichment, metrics.exposition_errors.inc)
+    nodes = NodeTextCache(
+        store, parse_profiles(config.metric_profile), enrichment, metrics.exposition_errors.inc
+    )
     settings = agent_settings(config.agent_interval_seconds, config.check_overrides)
     tokens = TokenFile(Path(config.token_file)) if config.token_file else None
     ingest = IngestService(store, metrics, settings, config.limits, tokens)

@@ -16,13 +16,21 @@ from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.agentsettings import parse_check_override
 from relay.app import RelayConfig, serve
-from relay.expose.textcache import PROFILES
 from relay.expose.webconfig import WebConfig, load_web_config
 from relay.ingest.limits import ReportLimits
+from relay.series.profiles import PROFILES, parse_profiles
 
 
 def _address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     split_host_port(value)
+    return value
+
+
+def _profiles(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        parse_profiles(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     return value
 
 
@@ -56,9 +64,9 @@ def _check_overrides(
 )
 @option(
     "--metric-profile",
-    type=click.Choice(PROFILES),
     default="native",
-    help="native kubensage_* names, cAdvisor names, or both.",
+    callback=_profiles,
+    help=f"Comma-separated metric profiles to serve ({', '.join(PROFILES)}); e.g. native,cadvisor.",
 )
 @option(
     "--node-grace-period",

@@ -155,6 +155,9 @@ def test_systemd_units_run_the_installed_binaries_hardened() -> None:
         assert service["ProtectSystem"] == "strict"
     # the agent reads /proc and /sys: it must not hide them
     assert "ProtectProc" not in agent["Service"] and "ProtectKernelTunables" not in agent["Service"]
+    # nor hide mount points it statfs's, nor refuse the read-only adjtimex
+    assert agent["Service"]["ProtectHome"] == "read-only"
+    assert "ProtectClock" not in agent["Service"]
     assert agent["Service"]["ReadWritePaths"] == "/var/lib/kubensage"
     # check scripts: their directory exists, they may drop to nobody, their forks are bounded
     assert "kubensage/checks.d" in agent["Service"]["ConfigurationDirectory"].split()
@@ -206,10 +209,13 @@ def test_agent_daemonset_mounts_what_it_reads_and_probes_its_own_port() -> None:
     for name, mount in mounts.items():
         volume = volumes[name]
         if "hostPath" in volume and name != "state":
-            assert mount["mountPath"] == host_root + volume["hostPath"]["path"]
+            assert mount["mountPath"] == (host_root + volume["hostPath"]["path"]).rstrip("/")
             assert mount.get("readOnly") is True
     host_paths = {v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v}
     assert {"/proc", "/sys", "/run", "/var/run", "/etc/os-release"} <= host_paths
+    # statfs needs every host mount point, those mounted after the agent started too
+    (root,) = [m for n, m in mounts.items() if volumes[n].get("hostPath", {}).get("path") == "/"]
+    assert root["mountPropagation"] == "HostToContainer"
     assert mounts["state"]["mountPath"] == args["state-dir"]
     assert "spool" in [a.removeprefix("--") for a in container["args"]]
     probe_port = port_of(args["health-address"])

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 import grpc
 
 from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.collectors.node import fill_interface, fill_pressure, read_pressure_file
+from kubensage_agent.collectors.fill import fill_interface, fill_pressure, read_pressure_file
 from kubensage_agent.cri.client import CriClient, CriError
 from kubensage_agent.hostfs import HostPaths, read_small
 from kubensage_agent.parsers.cgroup import find_cgroup2_mount, parse_unified_path

@@ -20,12 +20,16 @@ class CollectorErrors:
         self.totals: Counter[str] = Counter()
         self.once = once if once is not None else OnceLogger()
 
+    def failure(self, name: str, cause: str, message: str) -> None:
+        """Count one failure of collector `name`; log `cause` once until it clears."""
+        self.totals[name] += 1
+        self.once.problem(cause, message)
+
     @contextmanager
     def guard(self, name: str) -> Iterator[None]:
         try:
             yield
         except RECOVERABLE as exc:
-            self.totals[name] += 1
-            self.once.problem(f"collector:{name}", f"collector {name} failed: {exc}")
+            self.failure(name, f"collector:{name}", f"collector {name} failed: {exc}")
         else:
             self.once.clear(f"collector:{name}")

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
-# Column order after "iface:" as documented in the kernel's net/core/net-procfs.c.
-RECEIVE_COLUMNS = 8
+# Columns after "iface:" as the kernel's net/core/net-procfs.c prints them.
 COLUMNS = 16
 
 
-@dataclass(frozen=True)
-class InterfaceCounters:
+class InterfaceCounters(NamedTuple):
     name: str
     receive_bytes: int
     receive_packets: int
     receive_errors: int
     receive_drops: int
+    receive_fifo: int
+    receive_frame: int
+    receive_compressed: int
+    receive_multicast: int
     transmit_bytes: int
     transmit_packets: int
     transmit_errors: int
     transmit_drops: int
+    transmit_fifo: int
+    transmit_collisions: int
+    transmit_carrier: int
+    transmit_compressed: int
 
 
 def parse_net_dev(text: str) -> list[InterfaceCounters]:
@@ -35,21 +41,45 @@ def parse_net_dev(text: str) -> list[InterfaceCounters]:
         if not sep or len(values) < COLUMNS:
             raise ValueError(f"truncated net/dev line {raw!r}")
         try:
-            numbers = [int(v) for v in values[:COLUMNS]]
+            (
+                receive_bytes,
+                receive_packets,
+                receive_errors,
+                receive_drops,
+                receive_fifo,
+                receive_frame,
+                receive_compressed,
+                receive_multicast,
+                transmit_bytes,
+                transmit_packets,
+                transmit_errors,
+                transmit_drops,
+                transmit_fifo,
+                transmit_collisions,
+                transmit_carrier,
+                transmit_compressed,
+            ) = map(int, values[:COLUMNS])
         except ValueError as exc:
             raise ValueError(f"non-numeric net/dev line {raw!r}") from exc
-        rx, tx = numbers[:RECEIVE_COLUMNS], numbers[RECEIVE_COLUMNS:]
         interfaces.append(
             InterfaceCounters(
                 name=name.strip(),
-                receive_bytes=rx[0],
-                receive_packets=rx[1],
-                receive_errors=rx[2],
-                receive_drops=rx[3],
-                transmit_bytes=tx[0],
-                transmit_packets=tx[1],
-                transmit_errors=tx[2],
-                transmit_drops=tx[3],
+                receive_bytes=receive_bytes,
+                receive_packets=receive_packets,
+                receive_errors=receive_errors,
+                receive_drops=receive_drops,
+                receive_fifo=receive_fifo,
+                receive_frame=receive_frame,
+                receive_compressed=receive_compressed,
+                receive_multicast=receive_multicast,
+                transmit_bytes=transmit_bytes,
+                transmit_packets=transmit_packets,
+                transmit_errors=transmit_errors,
+                transmit_drops=transmit_drops,
+                transmit_fifo=transmit_fifo,
+                transmit_collisions=transmit_collisions,
+                transmit_carrier=transmit_carrier,
+                transmit_compressed=transmit_compressed,
             )
         )
     return interfaces

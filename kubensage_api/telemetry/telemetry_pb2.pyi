@@ -389,6 +389,26 @@ class Node(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class OsReleaseEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     HOSTNAME_FIELD_NUMBER: _builtins.int
     KERNEL_RELEASE_FIELD_NUMBER: _builtins.int
@@ -423,6 +443,7 @@ class Node(_message.Message):
     UNAME_DOMAINNAME_FIELD_NUMBER: _builtins.int
     OS_ID_FIELD_NUMBER: _builtins.int
     OS_VERSION_CODENAME_FIELD_NUMBER: _builtins.int
+    OS_RELEASE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     hostname: _builtins.str
     kernel_release: _builtins.str
@@ -486,6 +507,13 @@ class Node(_message.Message):
     def conntrack(self) -> Global___Conntrack: ...
     @_builtins.property
     def clock(self) -> Global___Clock: ...
+    @_builtins.property
+    def os_release(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The os-release keys node_exporter's os collector reports (NAME, ID, ID_LIKE,
+        PRETTY_NAME, VARIANT, VARIANT_ID, VERSION, VERSION_ID, VERSION_CODENAME,
+        BUILD_ID, IMAGE_ID, IMAGE_VERSION), those the file sets.
+        """
+
     def __init__(
         self,
         *,
@@ -523,10 +551,11 @@ class Node(_message.Message):
         uname_domainname: _builtins.str = ...,
         os_id: _builtins.str = ...,
         os_version_codename: _builtins.str = ...,
+        os_release: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "_forks", b"_forks", "_interrupts", b"_interrupts", "_procs_blocked", b"_procs_blocked", "_procs_running", b"_procs_running", "clock", b"clock", "conntrack", b"conntrack", "context_switches", b"context_switches", "file_descriptors", b"file_descriptors", "forks", b"forks", "interrupts", b"interrupts", "load", b"load", "memory", b"memory", "procs_blocked", b"procs_blocked", "procs_running", b"procs_running", "vmstat", b"vmstat"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "_forks", b"_forks", "_interrupts", b"_interrupts", "_procs_blocked", b"_procs_blocked", "_procs_running", b"_procs_running", "addresses", b"addresses", "architecture", b"architecture", "boot_time_unix_nanos", b"boot_time_unix_nanos", "clock", b"clock", "conntrack", b"conntrack", "context_switches", b"context_switches", "cpu_count", b"cpu_count", "cpu_seconds_by_mode", b"cpu_seconds_by_mode", "cpus", b"cpus", "disks", b"disks", "file_descriptors", b"file_descriptors", "filesystems", b"filesystems", "forks", b"forks", "hostname", b"hostname", "interfaces", b"interfaces", "interrupts", b"interrupts", "kernel_release", b"kernel_release", "kernel_version", b"kernel_version", "load", b"load", "meminfo", b"meminfo", "memory", b"memory", "name", b"name", "os_id", b"os_id", "os_image", b"os_image", "os_name", b"os_name", "os_version", b"os_version", "os_version_codename", b"os_version_codename", "pressure", b"pressure", "procs_blocked", b"procs_blocked", "procs_running", b"procs_running", "uname_domainname", b"uname_domainname", "uname_sysname", b"uname_sysname", "uptime_seconds", b"uptime_seconds", "vmstat", b"vmstat"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches", "_forks", b"_forks", "_interrupts", b"_interrupts", "_procs_blocked", b"_procs_blocked", "_procs_running", b"_procs_running", "addresses", b"addresses", "architecture", b"architecture", "boot_time_unix_nanos", b"boot_time_unix_nanos", "clock", b"clock", "conntrack", b"conntrack", "context_switches", b"context_switches", "cpu_count", b"cpu_count", "cpu_seconds_by_mode", b"cpu_seconds_by_mode", "cpus", b"cpus", "disks", b"disks", "file_descriptors", b"file_descriptors", "filesystems", b"filesystems", "forks", b"forks", "hostname", b"hostname", "interfaces", b"interfaces", "interrupts", b"interrupts", "kernel_release", b"kernel_release", "kernel_version", b"kernel_version", "load", b"load", "meminfo", b"meminfo", "memory", b"memory", "name", b"name", "os_id", b"os_id", "os_image", b"os_image", "os_name", b"os_name", "os_release", b"os_release", "os_version", b"os_version", "os_version_codename", b"os_version_codename", "pressure", b"pressure", "procs_blocked", b"procs_blocked", "procs_running", b"procs_running", "uname_domainname", b"uname_domainname", "uname_sysname", b"uname_sysname", "uptime_seconds", b"uptime_seconds", "vmstat", b"vmstat"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__context_switches: _TypeAlias = _typing.Literal["context_switches"]  # noqa: Y015
     _WhichOneofArgType__context_switches: _TypeAlias = _typing.Literal["_context_switches", b"_context_switches"]  # noqa: Y015
@@ -953,6 +982,8 @@ class Clock(_message.Message):
     TICK_SECONDS_FIELD_NUMBER: _builtins.int
     TAI_OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
     CONSTANT_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_OFFSET_SECONDS_FIELD_NUMBER: _builtins.int
     time_seconds: _builtins.float
     """Wall-clock time the agent read, so the relay can compare clocks."""
     synchronised: _builtins.bool
@@ -965,6 +996,11 @@ class Clock(_message.Message):
     tick_seconds: _builtins.float
     tai_offset_seconds: _builtins.int
     constant: _builtins.float
+    time_zone: _builtins.str
+    """The agent's local time zone abbreviation ("UTC", "CET") and its offset east
+    of UTC when the time was read.
+    """
+    time_zone_offset_seconds: _builtins.int
     def __init__(
         self,
         *,
@@ -978,10 +1014,12 @@ class Clock(_message.Message):
         tick_seconds: _builtins.float | None = ...,
         tai_offset_seconds: _builtins.int | None = ...,
         constant: _builtins.float | None = ...,
+        time_zone: _builtins.str = ...,
+        time_zone_offset_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "_time_zone_offset_seconds", b"_time_zone_offset_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds", "time_zone_offset_seconds", b"time_zone_offset_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds", "time_seconds", b"time_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_constant", b"_constant", "_estimated_error_seconds", b"_estimated_error_seconds", "_frequency_adjustment_ratio", b"_frequency_adjustment_ratio", "_max_error_seconds", b"_max_error_seconds", "_offset_seconds", b"_offset_seconds", "_status", b"_status", "_synchronised", b"_synchronised", "_tai_offset_seconds", b"_tai_offset_seconds", "_tick_seconds", b"_tick_seconds", "_time_zone_offset_seconds", b"_time_zone_offset_seconds", "constant", b"constant", "estimated_error_seconds", b"estimated_error_seconds", "frequency_adjustment_ratio", b"frequency_adjustment_ratio", "max_error_seconds", b"max_error_seconds", "offset_seconds", b"offset_seconds", "status", b"status", "synchronised", b"synchronised", "tai_offset_seconds", b"tai_offset_seconds", "tick_seconds", b"tick_seconds", "time_seconds", b"time_seconds", "time_zone", b"time_zone", "time_zone_offset_seconds", b"time_zone_offset_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__constant: _TypeAlias = _typing.Literal["constant"]  # noqa: Y015
     _WhichOneofArgType__constant: _TypeAlias = _typing.Literal["_constant", b"_constant"]  # noqa: Y015
@@ -1001,6 +1039,8 @@ class Clock(_message.Message):
     _WhichOneofArgType__tai_offset_seconds: _TypeAlias = _typing.Literal["_tai_offset_seconds", b"_tai_offset_seconds"]  # noqa: Y015
     _WhichOneofReturnType__tick_seconds: _TypeAlias = _typing.Literal["tick_seconds"]  # noqa: Y015
     _WhichOneofArgType__tick_seconds: _TypeAlias = _typing.Literal["_tick_seconds", b"_tick_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__time_zone_offset_seconds: _TypeAlias = _typing.Literal["time_zone_offset_seconds"]  # noqa: Y015
+    _WhichOneofArgType__time_zone_offset_seconds: _TypeAlias = _typing.Literal["_time_zone_offset_seconds", b"_time_zone_offset_seconds"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__constant) -> _WhichOneofReturnType__constant | None: ...
     @_typing.overload
@@ -1019,6 +1059,8 @@ class Clock(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tai_offset_seconds) -> _WhichOneofReturnType__tai_offset_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__tick_seconds) -> _WhichOneofReturnType__tick_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__time_zone_offset_seconds) -> _WhichOneofReturnType__time_zone_offset_seconds | None: ...
 
 Global___Clock: _TypeAlias = Clock  # noqa: Y015
 

@@ -25,8 +25,7 @@ from typing import Any
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.checkrules import state_name
 from kubensage_common.httpserver import StartResponse, WsgiApp
-from relay.expose.checks import exposable_checks
-from relay.expose.selection import current_containers
+from relay.series.rows import current_containers, exposable_checks
 from relay.state.store import DEFAULT_INTERVAL_SECONDS, NodeStore, NodeView
 
 STALE_INTERVALS = 2

@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import NoEnrichment
 from relay.expose.textcache import NodeTextCache
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.reports import check, report
 
@@ -15,7 +16,7 @@ def exposition(*reports: tm.Metrics) -> str:
     store = NodeStore(grace_seconds=30)
     for item in reports:
         store.accept(item)
-    return NodeTextCache(store, "native", NoEnrichment()).text()
+    return NodeTextCache(store, parse_profiles("native"), NoEnrichment()).text()
 
 
 def series(text: str, family: str) -> dict[tuple[tuple[str, str], ...], float]:

@@ -23,8 +23,9 @@ from relay.enrich.objects import (
     uid_key,
 )
 from relay.enrich.workloads import resolve_workload
-from relay.expose.families import prometheus_label_names
 from relay.expose.textcache import NodeTextCache
+from relay.series.labels import pod_label_names
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
@@ -117,7 +118,7 @@ def test_node_projection_reads_topology_with_legacy_fallback() -> None:
 
 
 def test_label_names_are_sanitized_without_collisions() -> None:
-    names = prometheus_label_names(["app.kubernetes.io/name", "app_kubernetes_io/name", "team"])
+    names = pod_label_names(["app.kubernetes.io/name", "app_kubernetes_io/name", "team"])
     assert names["team"] == "label_team"
     assert names["app.kubernetes.io/name"] == "label_app_kubernetes_io_name"
     other = names["app_kubernetes_io/name"]
@@ -125,7 +126,7 @@ def test_label_names_are_sanitized_without_collisions() -> None:
         other.startswith("label_app_kubernetes_io_name_")
         and other != names["app.kubernetes.io/name"]
     )
-    assert prometheus_label_names(["x/é"]) == {"x/é": "label_x__"}
+    assert pod_label_names(["x/é"]) == {"x/é": "label_x__"}
 
 
 # -- owners ------------------------------------------------------------------------
@@ -257,7 +258,9 @@ def informer_for_url(url: str) -> Informer[PodInfo]:
 
 def scrape(store: NodeStore, enrichment: KubeEnrichment) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
-    for family in text_string_to_metric_families(NodeTextCache(store, "native", enrichment).text()):
+    for family in text_string_to_metric_families(
+        NodeTextCache(store, parse_profiles("native"), enrichment).text()
+    ):
         for sample in family.samples:
             found.setdefault(sample.name, []).append({**sample.labels, "_value": str(sample.value)})
     return found

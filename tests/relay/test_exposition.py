@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 
@@ -11,13 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import NoEnrichment
 from relay.expose.textcache import NodeTextCache
+from relay.series.profiles import PROFILES, parse_profiles
 from relay.state.store import NodeStore
 from tests.conftest import require
 from tests.support.reports import check, container, pod, report
 
 
 def scrape(store: NodeStore, profile: str = "native") -> str:
-    return NodeTextCache(store, profile, NoEnrichment()).text()
+    return NodeTextCache(store, parse_profiles(profile), NoEnrichment()).text()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -122,7 +124,8 @@ def test_cadvisor_profile_names_and_labels() -> None:
         name="c1",
         id="c1",
     )
-    assert got[("container_cpu_usage_seconds_total", labels)] == 12.5
+    # cAdvisor without per-CPU stats (as the kubelet runs it) labels the total cpu="total"
+    assert got[("container_cpu_usage_seconds_total", labels | {("cpu", "total")})] == 12.5
     assert got[("container_memory_working_set_bytes", labels)] == 64 * 1024 * 1024
     assert got[("container_spec_memory_limit_bytes", labels)] == 256 * 1024 * 1024
     assert got[("container_pressure_cpu_waiting_seconds_total", labels)] == 1.25
@@ -148,7 +151,14 @@ def test_both_profile_has_both_name_sets() -> None:
     } <= names
 
 
-@pytest.mark.parametrize("profile", ["native", "cadvisor", "both"])
+PROFILE_COMBINATIONS = [
+    ",".join(names)
+    for size in range(1, len(PROFILES) + 1)
+    for names in itertools.permutations(PROFILES, size)
+]
+
+
+@pytest.mark.parametrize("profile", PROFILE_COMBINATIONS)
 def test_promtool_accepts_a_realistic_scrape(profile: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     promtool = shutil.which("promtool")
     require(promtool is not None, "promtool (Debian package prometheus) validates exposition")
@@ -180,7 +190,7 @@ def test_promtool_accepts_a_realistic_scrape(profile: str, tmp_path) -> None:  #
 
 def test_nodes_render_once_per_report_and_stream_state() -> None:
     store = store_with(report(sequence=1), report(node="node-b", agent_id="b"))
-    cache = NodeTextCache(store, "native", NoEnrichment())
+    cache = NodeTextCache(store, parse_profiles("native"), NoEnrichment())
     first = cache.text()
     assert cache.renders == 2
     assert cache.text() == first and cache.renders == 2  # nothing changed: no rendering
@@ -196,7 +206,9 @@ def test_nodes_render_once_per_report_and_stream_state() -> None:
 
 def test_each_family_has_one_header_across_nodes() -> None:
     text = NodeTextCache(
-        store_with(report(), report(node="node-b", agent_id="b")), "both", NoEnrichment()
+        store_with(report(), report(node="node-b", agent_id="b")),
+        parse_profiles("native,cadvisor"),
+        NoEnrichment(),
     ).text()
     headers = [line for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len(headers) == len(set(headers))

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import NoEnrichment
 from relay.expose.textcache import NodeTextCache
+from relay.series.profiles import parse_profiles
 from tests.conftest import require
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.reports import report
@@ -73,7 +74,9 @@ async def send_raw(relay: InProcessRelay, messages: list[bytes]) -> None:
 
 
 def assert_scrape_is_valid(relay: InProcessRelay) -> str:
-    nodes = NodeTextCache(relay.store, "both", NoEnrichment(), relay.metrics.exposition_errors.inc)
+    nodes = NodeTextCache(
+        relay.store, parse_profiles("both"), NoEnrichment(), relay.metrics.exposition_errors.inc
+    )
     exposition = generate_latest(relay.registry).decode() + nodes.text()
     assert relay.value("kubensage_relay_exposition_errors_total") == 0
     families = list(text_string_to_metric_families(exposition))

@@ -14,6 +14,7 @@ from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.selfmetrics import RelayMetrics
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.reports import report
 
@@ -32,7 +33,9 @@ def server() -> Iterator[str]:
     http = HttpServer(
         "127.0.0.1",
         0,
-        make_app(registry, NodeTextCache(store, "native", NoEnrichment()), lambda: False),
+        make_app(
+            registry, NodeTextCache(store, parse_profiles("native"), NoEnrichment()), lambda: False
+        ),
     )
     http.start()
     yield f"http://127.0.0.1:{http.port}"

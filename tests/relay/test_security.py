@@ -24,6 +24,7 @@ from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect
 from relay.ingest.auth import TokenFile
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
@@ -205,7 +206,9 @@ def test_metrics_endpoint_with_tls_and_basic_auth(pki: dict, tmp_path: Path) -> 
         0,
         protect(
             make_app(
-                registry, NodeTextCache(NodeStore(30), "native", NoEnrichment()), lambda: True
+                registry,
+                NodeTextCache(NodeStore(30), parse_profiles("native"), NoEnrichment()),
+                lambda: True,
             ),
             BasicAuth(web.users),
         ),

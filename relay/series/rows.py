@@ -1,0 +1,191 @@
+"""The rows one node's report is measured in: the node, its pods, containers and their parts.
+
+Rows carry what every profile's label getters and extractors need (Kubernetes
+metadata looked up once per pod per render) so declarations stay one-liners.
+
+When the runtime still lists old attempts (the kubelet keeps the last dead
+container of each name and old sandboxes until they are collected), the newest
+attempt is the row: after a restart the new container's counter is the series
+and the old one is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.checkrules import is_check_name
+from kubensage_common.logsetup import OnceLogger
+from relay.enrich.kube import Enrichment
+from relay.enrich.objects import ContainerResources, NodeInfo, PodInfo
+from relay.state.store import NodeView
+
+MAX_CHECKS_PER_NODE = 64
+P = TypeVar("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[P, T]):
+    """A part of a row (an interface of a pod, a device of a container, a CPU mode...)."""
+
+    parent: P
+    item: T
+
+
+def _pressure_by_resource(entries: Iterable[tm.Pressure]) -> dict[str, tm.Pressure]:
+    return {entry.resource: entry for entry in entries}
+
+
+class NodeContext:
+    """One node's report with its Kubernetes metadata, for one render."""
+
+    __slots__ = ("_pods", "_psi", "cluster_name", "enrichment", "meta", "node", "report", "view")
+
+    def __init__(self, view: NodeView, enrichment: Enrichment) -> None:
+        self.view = view
+        self.report = view.report
+        self.node = view.report.node
+        self.enrichment = enrichment
+        self.meta: NodeInfo | None = enrichment.node(view.node)
+        self.cluster_name = enrichment.cluster_name
+        self._psi: dict[str, tm.Pressure] | None = None
+        self._pods: list[PodRow] | None = None
+
+    def pressure(self, resource: str) -> tm.Pressure | None:
+        if self._psi is None:
+            self._psi = _pressure_by_resource(self.node.pressure)
+        return self._psi.get(resource)
+
+    def pods(self) -> list[PodRow]:
+        """The current attempt of each pod, with its metadata looked up once."""
+        if self._pods is None:
+            self._pods = [PodRow(self, pod) for pod in current_pods(self.report.pods)]
+        return self._pods
+
+    def containers(self) -> Iterator[ContainerRow]:
+        """The current attempt of each container; its pod row is the sandbox it runs in."""
+        pod_rows = {row.pod.sandbox_id: row for row in self.pods()}
+        for pod, container in current_containers(self.report.pods):
+            owner = pod_rows.get(pod.sandbox_id)
+            if owner is None:  # a container of an older sandbox of the pod
+                owner = pod_rows[pod.sandbox_id] = PodRow(self, pod)
+            yield ContainerRow(owner, container)
+
+
+class PodRow:
+    __slots__ = ("context", "info", "pod", "workload", "workload_kind")
+
+    def __init__(self, context: NodeContext, pod: tm.Pod) -> None:
+        self.context = context
+        self.pod = pod
+        self.info: PodInfo | None = context.enrichment.pod(pod.uid)
+        self.workload_kind, self.workload = context.enrichment.workload(self.info)
+
+
+class ContainerRow:
+    __slots__ = ("_psi", "container", "pod")
+
+    def __init__(self, pod: PodRow, container: tm.Container) -> None:
+        self.pod = pod
+        self.container = container
+        self._psi: dict[str, tm.Pressure] | None = None
+
+    def pressure(self, resource: str) -> tm.Pressure | None:
+        if self._psi is None:
+            self._psi = _pressure_by_resource(self.container.pressure)
+        return self._psi.get(resource)
+
+    def spec(self) -> ContainerResources | None:
+        """The container's requests and limits from the Kubernetes API, when enriched."""
+        info = self.pod.info
+        if info is None:
+            return None
+        name = self.container.name
+        return next((c for c in info.containers if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRow:
+    """One resource (cpu, memory) of a container with its Kubernetes request and limit."""
+
+    parent: ContainerRow
+    resource: str
+    unit: str
+    request: float | None
+    limit: float | None
+
+
+def container_resources(row: ContainerRow) -> tuple[ResourceRow, ResourceRow]:
+    spec = row.spec()
+    return (
+        ResourceRow(
+            row,
+            "cpu",
+            "core",
+            spec.cpu_request if spec else None,
+            spec.cpu_limit if spec else None,
+        ),
+        ResourceRow(
+            row,
+            "memory",
+            "byte",
+            spec.memory_request if spec else None,
+            spec.memory_limit if spec else None,
+        ),
+    )
+
+
+def _pod_rank(pod: tm.Pod) -> tuple[bool, int, int]:
+    return (pod.state == tm.POD_STATE_READY, pod.attempt, pod.created_at_unix_nanos)
+
+
+def _container_rank(container: tm.Container) -> tuple[bool, int, int]:
+    running = container.state == tm.CONTAINER_STATE_RUNNING
+    return (running, container.attempt, container.created_at_unix_nanos)
+
+
+def current_pods(pods: Iterable[tm.Pod]) -> list[tm.Pod]:
+    chosen: dict[tuple[str, str], tm.Pod] = {}
+    for pod in pods:
+        key = (pod.namespace, pod.name)
+        if key not in chosen or _pod_rank(pod) > _pod_rank(chosen[key]):
+            chosen[key] = pod
+    return list(chosen.values())
+
+
+def current_containers(pods: Iterable[tm.Pod]) -> list[tuple[tm.Pod, tm.Container]]:
+    """(pod, container) pairs, one per namespace/pod/container name, across all sandboxes."""
+    chosen: dict[tuple[str, str, str], tuple[tm.Pod, tm.Container]] = {}
+    for pod in pods:
+        for container in pod.containers:
+            key = (pod.namespace, pod.name, container.name)
+            held = chosen.get(key)
+            if held is None or _container_rank(container) > _container_rank(held[1]):
+                chosen[key] = (pod, container)
+    return list(chosen.values())
+
+
+_checks_log = OnceLogger()
+
+
+def exposable_checks(view: NodeView) -> Iterator[tm.CheckResult]:
+    """The node's check results that may become series: named by the agents' rule (the name
+    is a label value), each name once (a repeat would duplicate series), at most
+    MAX_CHECKS_PER_NODE; what is skipped is logged once per node."""
+    seen: set[str] = set()
+    for result in view.report.checks:
+        if len(seen) >= MAX_CHECKS_PER_NODE:
+            _checks_log.problem(f"checks:{view.node}:cap", f"node {view.node}: checks over the cap")
+            return
+        if not is_check_name(result.name) or result.name in seen:
+            _checks_log.problem(
+                f"checks:{view.node}:name",
+                f"node {view.node}: check result {result.name[:64]!r} skipped "
+                "(invalid or repeated name)",
+            )
+            continue
+        seen.add(result.name)
+        yield result
