@@ -16,7 +16,7 @@ from loguru import logger
 from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
 from bench.hostile import decoding, under_attack
-from bench.relay import ingest, kube_cache, scrape
+from bench.relay import fleet_page, ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ def main() -> None:
         decoding(results)
         under_attack(results, workdir)
         scrape(results, workdir)
+        fleet_page(results, workdir)
         kube_cache(results, workdir)
         print("advisor:", flush=True)
         advisor_benchmarks(results, workdir)

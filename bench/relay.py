@@ -23,6 +23,7 @@ SCRAPE_NODES = tuple(
 )
 CONTAINERS_PER_NODE = int(os.environ.get("BENCH_CONTAINERS_PER_NODE", "10"))
 CACHE_PODS = int(os.environ.get("BENCH_CACHE_PODS", "10000"))
+FLEET_NODES = int(os.environ.get("BENCH_FLEET_NODES", "1000"))
 SCRAPES = 3
 
 
@@ -142,6 +143,29 @@ def scrape(results: Results, workdir: Path) -> None:
                 f"{'met' if relay_time < gateway_time else 'missed'} "
                 f"(ratio {relay_time / gateway_time:.2f})",
             )
+
+
+def fleet_page(results: Results, workdir: Path) -> None:
+    """The fleet page (HTML) and its JSON for FLEET_NODES nodes, served from the store."""
+    with RelayProcess(workdir, "fleet-relay", *GRACE, "--no-kube-enrichment") as relay:
+        _feed(relay.address, FLEET_NODES, CONTAINERS_PER_NODE)
+        base = f"http://127.0.0.1:{relay.http}"
+        timings: dict[str, float] = {}
+        for path in ("/", "/api/v1/agents"):
+            runs = [_timed_get(base + path) for _ in range(SCRAPES)]
+            timings[path] = median([seconds for seconds, _ in runs])
+            results.add(
+                "relay",
+                f"fleet {'page' if path == '/' else 'JSON'} {FLEET_NODES} nodes ({path})",
+                f"{timings[path] * 1000:.0f} ms",
+                f"{runs[-1][1] / 1024:.0f} KiB",
+            )
+    if FLEET_NODES >= 1000:
+        results.target(
+            "fleet page of 1,000 nodes served in under 1 s",
+            f"{timings['/'] * 1000:.0f} ms",
+            "met" if timings["/"] < 1.0 else "missed",
+        )
 
 
 def kube_cache(results: Results, workdir: Path) -> None:

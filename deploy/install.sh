@@ -8,11 +8,12 @@
 # Options: --bundle PATH (a .tar.gz from `make build` or its unpacked folder),
 # --relay-address HOST:PORT (agent), --root DIR (install below DIR instead of /, for
 # images and tests), --no-systemctl (do not call systemctl), --uninstall, --purge
-# (with --uninstall: also delete /etc/kubensage and /var/lib/kubensage).
+# (with --uninstall: also delete /etc/kubensage and /var/lib/kubensage; check scripts
+# in /etc/kubensage/checks.d are kept).
 # Running it again with the same arguments changes nothing; the agent id is never replaced.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 PROGRAM="$1"; shift
 case "$PROGRAM" in agent|relay) ;; *) usage ;; esac
@@ -50,7 +51,10 @@ if [ "$UNINSTALL" = 1 ]; then
   systemd_running && systemctl daemon-reload
   if [ "$PURGE" = 1 ]; then
     rm -f "$CONFIG"
-    [ "$PROGRAM" = agent ] && rm -rf "$STATE"
+    if [ "$PROGRAM" = agent ]; then
+      rm -rf "$STATE"
+      rmdir "$CONFIG_DIR/checks.d" 2>/dev/null || true
+    fi
     rmdir "$CONFIG_DIR" 2>/dev/null || true
   fi
   echo "$NAME removed"
@@ -95,6 +99,10 @@ YAML
   elif [ -n "$RELAY_ADDRESS" ]; then
     sed -i "s|^relay-address:.*|relay-address: $RELAY_ADDRESS|" "$CONFIG"
   fi
+  # check scripts: the agent runs only root-owned files in a root-owned directory that
+  # neither group nor others may write
+  install -d -m 0755 "$CONFIG_DIR/checks.d"
+  [ "$(id -u)" -ne 0 ] || chown root:root "$CONFIG_DIR/checks.d"
   # 3. identity: created once, never replaced (pre-provisioned ids are kept too)
   mkdir -p "$STATE"
   chmod 0750 "$STATE"

@@ -14,6 +14,9 @@ import grpc
 from google.protobuf import json_format
 from loguru import logger
 
+from kubensage_agent.checks.manifest import CheckDefaults
+from kubensage_agent.checks.sandbox import Limits, PidsCgroups
+from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector, default_node_name
 from kubensage_agent.collectors.node.flags import settings_from_options
@@ -49,7 +52,9 @@ def _channel_credentials(options: dict[str, Any]) -> grpc.ChannelCredentials | N
         raise click.UsageError(f"cannot read TLS files: {exc}") from exc
 
 
-def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
+def build_reporter(
+    options: dict[str, Any], agent_id: str, checks: CheckScheduler | None = None
+) -> ReportBuilder:
     paths, errors = _setup(options)
     try:
         settings = settings_from_options(options)
@@ -63,6 +68,19 @@ def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
         runtime=runtime,
         errors=errors,
         cri_timeout=options["cri_timeout"],
+        checks=checks,
+    )
+
+
+def build_checks(options: dict[str, Any]) -> CheckScheduler | None:
+    if not options["checks_dir"]:
+        return None
+    return CheckScheduler(
+        Path(options["checks_dir"]),
+        defaults=CheckDefaults(options["checks_interval"], options["checks_timeout"]),
+        max_concurrent=options["checks_max_concurrent"],
+        cgroups=PidsCgroups.detect(),
+        limits=Limits(proc=HostPaths(Path(options["host_root"])).proc()),
     )
 
 
@@ -197,6 +215,37 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     default=False,
     help="Allow plaintext to a relay that is not on loopback.",
 )
+@option(
+    "--status-remote/--no-status-remote",
+    default=False,
+    help="Answer /status on the health port to non-loopback peers too (it shows pod names, "
+    "images and check output).",
+)
+@option(
+    "--checks-dir",
+    type=click.Path(file_okay=False),
+    default="/etc/kubensage/checks.d",
+    help="Check scripts (root-owned, not group/other-writable) with optional <name>.yaml "
+    "manifests; re-read when it changes. Empty turns checks off.",
+)
+@option(
+    "--checks-max-concurrent",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    help="Checks running at once; the others wait their turn.",
+)
+@option(
+    "--checks-interval",
+    type=click.FloatRange(min=1, max=86_400),
+    default=60.0,
+    help="Seconds between runs of a check whose manifest sets no interval.",
+)
+@option(
+    "--checks-timeout",
+    type=click.FloatRange(min=0.1, max=3_600),
+    default=10.0,
+    help="Seconds before a check whose manifest sets no timeout is killed.",
+)
 def run(**options: Any) -> None:
     """Collect every interval and push each report to the relay, until SIGTERM."""
     split_host_port(options["relay_address"])
@@ -222,7 +271,7 @@ def run(**options: Any) -> None:
             exc,
         )
         agent_id, state_dir = str(uuid.uuid4()), None
-    reporter = build_reporter(options, agent_id=agent_id)
+    reporter = build_reporter(options, agent_id=agent_id, checks=build_checks(options))
     config = RunConfig(
         relay_address=options["relay_address"],
         interval_seconds=options["interval"],
@@ -236,6 +285,7 @@ def run(**options: Any) -> None:
         credentials=credentials,
         tls_server_name=options["tls_server_name"],
         token_file=Path(options["token_file"]) if options["token_file"] else None,
+        status_remote=options["status_remote"],
     )
     sys.exit(asyncio.run(AgentRunner(reporter, config).run()))
 

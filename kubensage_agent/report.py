@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.cri import CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
@@ -92,6 +93,7 @@ class ReportBuilder:
         errors: CollectorErrors,
         cri_timeout: float,
         sender: SenderHealth | None = None,
+        checks: CheckScheduler | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.node = node
@@ -99,6 +101,7 @@ class ReportBuilder:
         self.errors = errors
         self.cri_timeout = cri_timeout
         self.sender = sender or SenderHealth()
+        self.checks = checks
         self._last_collected_at = 0
 
     def _collection_time(self) -> int:
@@ -136,4 +139,7 @@ class ReportBuilder:
         health.spooled_bytes = self.sender.spooled_bytes
         health.cri_errors_total = cri.cri_errors_total if cri is not None else 0
         health.collector_errors_total.update(self.errors.totals)
+        if self.checks is not None:  # the newest results only: a check never delays a cycle
+            report.checks.extend(self.checks.results())
+            health.check_errors_total = self.checks.errors_total
         return report

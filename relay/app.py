@@ -17,6 +17,7 @@ from kubensage_common.addresses import is_loopback, join_host_port, split_host_p
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import server_credentials
+from relay.agentsettings import agent_settings
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
 from relay.expose.http import make_app
@@ -75,6 +76,7 @@ class RelayConfig:
     cluster_name: str = ""
     kube_sync_timeout_seconds: float = 30.0
     kube_resync_seconds: float = 3600.0
+    check_overrides: tuple[tm.CheckOverride, ...] = ()
 
 
 def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrichment:
@@ -175,11 +177,7 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     nodes = NodeTextCache(
         store, parse_profiles(config.metric_profile), enrichment, metrics.exposition_errors.inc
     )
-    settings = (
-        tm.Settings(interval_seconds=config.agent_interval_seconds)
-        if config.agent_interval_seconds > 0
-        else None
-    )
+    settings = agent_settings(config.agent_interval_seconds, config.check_overrides)
     ingest = IngestService(
         store,
         metrics,

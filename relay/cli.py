@@ -9,12 +9,14 @@ from typing import Any
 import click
 from loguru import logger
 
+from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
+from relay.agentsettings import parse_check_override
 from relay.app import RelayConfig, build_authenticators, serve
 from relay.expose.webconfig import WebConfig, load_web_config
 from relay.ingest.auth_tokenreview import DEFAULT_AUDIENCE, DEFAULT_SERVICE_ACCOUNTS
@@ -81,6 +83,15 @@ def cli() -> None:
     """Receive agent reports, keep the latest per node, expose them on /metrics."""
 
 
+def _check_overrides(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tm.CheckOverride, ...]:
+    try:
+        return tuple(parse_check_override(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @cli.command("serve")
 @option(
     "--listen-address",
@@ -111,6 +122,13 @@ def cli() -> None:
     type=click.FloatRange(min=0),
     default=0.0,
     help="Collection interval pushed to every agent; 0 leaves the agents' own.",
+)
+@option(
+    "--check-override",
+    multiple=True,
+    callback=_check_overrides,
+    help="Pushed to every agent: NAME:enabled=true|false,interval=SECONDS for the node "
+    "check NAME (repeatable). Switches checks and sets intervals, never what runs.",
 )
 @option(
     "--max-message-bytes",
@@ -279,6 +297,7 @@ def serve_command(**options: Any) -> None:
         cluster_name=options["cluster_name"],
         kube_sync_timeout_seconds=options["kube_sync_timeout"],
         kube_resync_seconds=options["kube_resync"],
+        check_overrides=options["check_override"],
     )
     if config.tls_client_ca_file and not config.tls_cert_file:
         raise click.UsageError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")

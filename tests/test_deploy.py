@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -76,6 +77,9 @@ def test_install_is_complete_and_idempotent(tmp_path: Path, bundle: Path) -> Non
     assert set(config) <= {p.name.replace("_", "-") for p in agent_run.params if p.name}
     agent_id = (root / "var/lib/kubensage/agent-id").read_text().strip()
     assert len(agent_id) == 36
+    checks = (root / "etc/kubensage/checks.d").stat()
+    assert checks.st_mode & 0o7777 == 0o755  # what the agent demands of its check directory
+    assert checks.st_uid == 0 or os.geteuid() != 0
     unit = (root / "etc/systemd/system/kubensage-agent.service").read_text()
     assert "ExecStart=/usr/local/bin/kubensage-agent run --config /etc/kubensage/agent.yaml" in unit
 
@@ -114,6 +118,15 @@ def test_uninstall_keeps_state_and_purge_removes_it(tmp_path: Path, bundle: Path
     assert not (root / "etc/kubensage").exists() and not (root / "var/lib/kubensage").exists()
 
 
+def test_purge_keeps_check_scripts_an_operator_put_there(tmp_path: Path, bundle: Path) -> None:
+    root = tmp_path / "root"
+    install(root, "agent", "--bundle", str(bundle), "--relay-address", "relay:9190")
+    (root / "etc/kubensage/checks.d/ntp").write_text("#!/bin/sh\nexit 0\n")
+    assert install(root, "agent", "--uninstall", "--purge").returncode == 0
+    assert (root / "etc/kubensage/checks.d/ntp").exists()
+    assert not (root / "etc/kubensage/agent.yaml").exists()
+
+
 def test_install_refuses_a_bundle_without_the_program(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -147,6 +160,11 @@ def test_systemd_units_run_the_installed_binaries_hardened() -> None:
     assert agent["Service"]["ProtectHome"] == "read-only"
     assert "ProtectClock" not in agent["Service"]
     assert agent["Service"]["ReadWritePaths"] == "/var/lib/kubensage"
+    # check scripts: their directory exists, they may drop to nobody, their forks are bounded
+    assert "kubensage/checks.d" in agent["Service"]["ConfigurationDirectory"].split()
+    assert agent["Service"]["ConfigurationDirectoryMode"] == "0755"
+    assert {"CAP_SETUID", "CAP_SETGID"} <= set(agent["Service"]["CapabilityBoundingSet"].split())
+    assert int(agent["Service"]["TasksMax"]) > 0
 
 
 # -- Kubernetes ------------------------------------------------------------------------
@@ -214,6 +232,12 @@ def test_agent_daemonset_mounts_what_it_reads_and_probes_its_own_port() -> None:
     assert {"operator": "Exists"} in pod["tolerations"]
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    # the host's check directory, read-only, where --checks-dir looks for it
+    checks_dir = default(agent_run, "checks_dir")
+    assert volumes["checks"]["hostPath"]["path"] == checks_dir
+    assert args["checks-dir"] == mounts["checks"]["mountPath"] == host_root + checks_dir
+    added = set(container["securityContext"]["capabilities"]["add"])
+    assert {"SETUID", "SETGID"} <= added  # to run checks as nobody
 
 
 def test_agents_prove_their_node_with_a_projected_token_the_relay_reviews() -> None:

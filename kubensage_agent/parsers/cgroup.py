@@ -53,3 +53,19 @@ def parse_cgroup_mounts(mountinfo: str) -> list[CgroupMount]:
         else:
             mounts.append(CgroupMount(mountpoint, 1, frozenset(super_options.split(",")), root))
     return mounts
+
+
+def process_cgroup(proc_cgroup: str, controller: str = "") -> str | None:
+    """A process's path (/proc/<pid>/cgroup) in the v1 hierarchy holding `controller`
+    ("8:pids:/path"), or in the v2 hierarchy ("0::/path") when `controller` is empty. Only
+    for the agent's own cgroup: a container's is found from its runtime, never this way."""
+    for raw in proc_cgroup.splitlines():
+        hierarchy, _, rest = raw.partition(":")
+        controllers, _, path = rest.partition(":")
+        if not path.startswith("/"):
+            continue
+        if controller and controller in controllers.split(","):
+            return path
+        if not controller and hierarchy == "0" and controllers == "":
+            return path
+    return None

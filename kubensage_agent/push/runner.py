@@ -8,12 +8,14 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from loguru import logger
 
 from kubensage_agent.push.probes import probe_app
 from kubensage_agent.push.queue import ReportQueue
+from kubensage_agent.push.status import StatusPage, status_app
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_agent.state.identity import SequenceAllocator
@@ -41,6 +43,7 @@ class RunConfig:
     credentials: grpc.ChannelCredentials | None = None
     tls_server_name: str | None = None
     token_file: Path | None = None
+    status_remote: bool = False
 
 
 def next_tick(previous: float, interval: float, now: float) -> float:
@@ -74,6 +77,7 @@ class AgentRunner:
         self.oversize_dropped = 0
         self.last_turn = time.monotonic()
         self._interval_changed = asyncio.Event()
+        self.status = StatusPage(self._status_figures)
         self.sender = StreamSender(
             config.relay_address,
             self._hello,
@@ -101,6 +105,43 @@ class AgentRunner:
             logger.info("relay set the collection interval to {}s (was {}s)", wanted, self.interval)
             self.interval = wanted
             self._interval_changed.set()
+        checks = self.builder.checks
+        if checks is not None and (settings.checks or settings.checks_replace):
+            checks.apply_overrides(settings.checks, settings.checks_replace)
+
+    def _status_figures(self) -> dict[str, Any]:
+        """The agent's own state for /status, read from what the loop keeps anyway."""
+        spool, sender = self.queue.spool, self.sender
+        return {
+            "agent_id": self.builder.agent_id,
+            "node": self.builder.node.node_name,
+            "version": VERSION,
+            "interval_seconds": self.interval,
+            "queue": {
+                "depth": len(self.queue),
+                "capacity": self.queue.capacity,
+                "dropped_reports_total": self.queue.dropped_total + self.oversize_dropped,
+            },
+            "spool": {
+                "enabled": spool is not None,
+                "bytes": spool.bytes_held if spool is not None else 0,
+                "corrupt_records_total": spool.corrupt_total if spool is not None else 0,
+            },
+            "relay": {
+                "address": self.config.relay_address,
+                "connected": sender.connected_since is not None,
+                "connected_since_unix": sender.connected_since,
+                "last_ack_unix": sender.last_ack_unix,
+                "last_ack_sequence": sender.highest_acked,
+                "reconnects_total": sender.reconnects_total,
+                "last_problem": sender.last_problem,
+            },
+            "checks": (
+                {"running": checks.running(), "errors_total": checks.errors_total}
+                if (checks := self.builder.checks) is not None
+                else None
+            ),
+        }
 
     def live(self) -> bool:
         allowance = 3 * self.interval + self.builder.cri_timeout
@@ -119,6 +160,7 @@ class AgentRunner:
             sender_health.spool_corrupt_records_total = spool.corrupt_total
             sender_health.spooled_bytes = spool.bytes_held
         report = self.builder.build(self.sequences.next())
+        self.status.remember(report)
         size = report.ByteSize()
         if size > self.config.max_message_bytes:
             self.oversize_dropped += 1
@@ -152,9 +194,14 @@ class AgentRunner:
         probes = None
         if self.config.health_address:
             host, port = split_host_port(self.config.health_address)
-            probes = HttpServer(host, port, probe_app(self.live, lambda: self.sender.acked_any))
+            pages = {"/status": status_app(self.status, self.config.status_remote)}
+            probes = HttpServer(
+                host, port, probe_app(self.live, lambda: self.sender.acked_any, pages)
+            )
             probes.start()
-            logger.info("probes on http://{}:{}/livez and /readyz", host, probes.port)
+            logger.info("probes on http://{}:{}/livez, /readyz and /status", host, probes.port)
+        if self.builder.checks is not None:
+            self.builder.checks.start()
         logger.info("pushing to {} every {}s", self.config.relay_address, self.interval)
         sender_task = asyncio.create_task(self.sender.run())
         collect_task = asyncio.create_task(self.collect_loop())
@@ -166,6 +213,8 @@ class AgentRunner:
         collect_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collect_task
+        if self.builder.checks is not None:  # no report will carry their results any more
+            await asyncio.to_thread(self.builder.checks.stop)
         flushed = await self.sender.flush_and_close(self.config.flush_timeout_seconds)
         sender_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

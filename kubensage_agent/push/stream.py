@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -73,6 +74,10 @@ class StreamSender:
         self.refused_total = 0
         self.acked_any = False
         self.highest_acked = 0
+        # for /status: since when the current stream is up, the last ack, the last failure
+        self.connected_since: float | None = None
+        self.last_ack_unix: float | None = None
+        self.last_problem = ""
         self._backoff = Backoff()
         self._stopping = False
         self._call: IngestCall | None = None
@@ -96,6 +101,7 @@ class StreamSender:
                 problem = f"unreachable: {exc!r}"
             if self._stopping:
                 break
+            self.last_problem = problem
             logger.warning("relay {} {}; reconnecting", self.relay_address, problem)
             await asyncio.sleep(self._backoff.next_delay())
 
@@ -171,6 +177,7 @@ class StreamSender:
             self._call = call
             try:
                 await call.write(tm.AgentMessage(hello=self.hello()))
+                self.connected_since = time.time()
                 reader = asyncio.create_task(self._read(call))
                 try:
                     return await self._write(call, reader)
@@ -180,6 +187,7 @@ class StreamSender:
                         await reader
             finally:
                 self._call = None
+                self.connected_since = None
 
     async def _write(
         self,
@@ -214,6 +222,7 @@ class StreamSender:
         async for message in call:
             if message.HasField("ack"):
                 self.highest_acked = max(self.highest_acked, message.ack.sequence)
+                self.last_ack_unix = time.time()
                 self.queue.ack(message.ack.sequence)
                 if not self.acked_any:
                     logger.info("relay {} acknowledged the first report", self.relay_address)

@@ -1,4 +1,5 @@
-"""The relay's HTTP side: /metrics, /healthz and /readyz.
+"""The relay's HTTP side: /metrics, /healthz, /readyz, and the fleet page (/ and
+/api/v1/agents, see fleet.py).
 
 /metrics is the relay's own registry (encoded by prometheus_client) followed by the
 nodes' cached text, in the text format 0.0.4 that every Prometheus accepts (it lists
@@ -16,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 
 from kubensage_common.httpserver import StartResponse, WsgiApp, plain
+from relay.expose.fleet import fleet_routes
 from relay.expose.textcache import NodeTextCache
 
 GZIP_LEVEL = 1  # scrapes are large and frequent: speed over the last percent of size
@@ -48,8 +50,13 @@ def make_app(
         start_response("200 OK", headers)
         return [body]
 
+    pages = fleet_routes(nodes.store)
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        page = pages.get(path)
+        if page is not None:
+            return page(environ, start_response)
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/healthz":
@@ -58,6 +65,6 @@ def make_app(
             if ready():
                 return plain(start_response, "200 OK", b"ready\n")
             return plain(start_response, "503 Service Unavailable", b"not ready\n")
-        return plain(start_response, "404 Not Found", b"see /metrics, /healthz, /readyz\n")
+        return plain(start_response, "404 Not Found", b"see /, /metrics, /healthz, /readyz\n")
 
     return app

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.checkrules import STATE_NAMES, state_name
 from relay.series.labels import pod_label_names
 from relay.series.rows import (
     ContainerRow,
@@ -17,6 +18,7 @@ from relay.series.rows import (
     NodeContext,
     PodRow,
     container_resources,
+    exposable_checks,
 )
 from relay.series.spec import Family, Kind, Profile, Subject
 from relay.series.values import PSI_MEANINGS, item_field, nonzero, present, psi_total, seconds
@@ -82,6 +84,31 @@ AGENT_COLLECTOR = NODE.part(
         for entry in sorted(context.report.health.collector_errors_total.items())
     ),
     {"collector": lambda r: r.item[0]},
+)
+NODE_CHECK = NODE.part(
+    "node check",
+    "Each check script's newest result (well named, each name once, at most 64 a node).",
+    lambda context: (Item(context, result) for result in exposable_checks(context.view)),
+    {"check": lambda r: r.item.name},
+)
+CHECK_STATE = NODE_CHECK.part(
+    "check state",
+    "Each state a check can be in (ok, warning, critical, unknown): one series per state.",
+    lambda context: (
+        Item(check, state) for check in NODE_CHECK.rows(context) for state in STATE_NAMES.values()
+    ),
+    {"state": lambda r: r.item},
+)
+CHECK_RESULT = NODE_CHECK.part(
+    "check result",
+    "Each state a check's runs have ended in since its agent started.",
+    lambda context: (
+        Item(check, result)
+        for check in NODE_CHECK.rows(context)
+        for result in STATE_NAMES.values()
+        if result in check.item.runs_total
+    ),
+    {"result": lambda r: r.item},
 )
 POD: Subject[PodRow] = Subject(
     "pod",
@@ -598,6 +625,13 @@ AGENT_FAMILIES: tuple[Family[Any], ...] = (
         lambda c: float(c.report.health.cri_errors_total),
     ),
     _agent(
+        "check_errors_total",
+        COUNTER,
+        "",
+        "Check runs refused (ownership, mode, manifest) or that could not start.",
+        lambda c: float(c.report.health.check_errors_total),
+    ),
+    _agent(
         "spooled_bytes",
         GAUGE,
         "bytes",
@@ -659,8 +693,44 @@ AGENT_FAMILIES: tuple[Family[Any], ...] = (
     ),
 )
 
+CHECK_FAMILIES: tuple[Family[Any], ...] = (
+    Family(
+        "kubensage_check_duration_seconds",
+        GAUGE,
+        "seconds",
+        "Wall time of the check's newest run.",
+        NODE_CHECK,
+        lambda r: r.item.duration_seconds,
+    ),
+    Family(
+        "kubensage_check_last_run_timestamp_seconds",
+        GAUGE,
+        "seconds",
+        "Unix time the check's newest run started.",
+        NODE_CHECK,
+        lambda r: seconds(r.item.ran_at_unix_nanos),
+    ),
+    Family(
+        "kubensage_check_status",
+        GAUGE,
+        "",
+        "1 for the check's current state, 0 for the other states (Nagios exit codes: "
+        "0 ok, 1 warning, 2 critical, else unknown).",
+        CHECK_STATE,
+        lambda r: 1.0 if state_name(r.parent.item.state) == r.item else 0.0,
+    ),
+    Family(
+        "kubensage_check_runs_total",
+        COUNTER,
+        "",
+        "Runs of the check since its agent started, by the state they ended in.",
+        CHECK_RESULT,
+        lambda r: float(r.parent.item.runs_total[r.item]),
+    ),
+)
+
 NATIVE = Profile(
     "native",
     "kubensage_* names with Prometheus conventions: every figure the agent has.",
-    (*NODE_FAMILIES, *POD_FAMILIES, *CONTAINER_FAMILIES, *AGENT_FAMILIES),
+    (*NODE_FAMILIES, *POD_FAMILIES, *CONTAINER_FAMILIES, *AGENT_FAMILIES, *CHECK_FAMILIES),
 )

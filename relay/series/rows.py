@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.checkrules import is_check_name
+from kubensage_common.logsetup import OnceLogger
 from relay.enrich.kube import Enrichment
 from relay.enrich.objects import ContainerResources, NodeInfo, PodInfo
 from relay.state.store import NodeView
 
+MAX_CHECKS_PER_NODE = 64
 P = TypeVar("P")
 T = TypeVar("T")
 
@@ -163,3 +166,26 @@ def current_containers(pods: Iterable[tm.Pod]) -> list[tuple[tm.Pod, tm.Containe
             if held is None or _container_rank(container) > _container_rank(held[1]):
                 chosen[key] = (pod, container)
     return list(chosen.values())
+
+
+_checks_log = OnceLogger()
+
+
+def exposable_checks(view: NodeView) -> Iterator[tm.CheckResult]:
+    """The node's check results that may become series: named by the agents' rule (the name
+    is a label value), each name once (a repeat would duplicate series), at most
+    MAX_CHECKS_PER_NODE; what is skipped is logged once per node."""
+    seen: set[str] = set()
+    for result in view.report.checks:
+        if len(seen) >= MAX_CHECKS_PER_NODE:
+            _checks_log.problem(f"checks:{view.node}:cap", f"node {view.node}: checks over the cap")
+            return
+        if not is_check_name(result.name) or result.name in seen:
+            _checks_log.problem(
+                f"checks:{view.node}:name",
+                f"node {view.node}: check result {result.name[:64]!r} skipped "
+                "(invalid or repeated name)",
+            )
+            continue
+        seen.add(result.name)
+        yield result

@@ -72,6 +72,10 @@ class NodeView:
     report: tm.Metrics
     received_at_unix: float
     connected: bool
+    # for the fleet page: since when a stream is open, and the same agent's health one
+    # report earlier, to tell counters that are rising from ones that rose long ago
+    connected_since_unix: float | None = None
+    previous_health: tm.AgentHealth | None = None
 
 
 @dataclass
@@ -80,6 +84,7 @@ class _Entry:
     report: tm.Metrics
     received_at: float
     received_at_unix: float
+    previous_health: tm.AgentHealth | None = None
 
 
 @dataclass
@@ -141,6 +146,7 @@ class NodeStore:
         self._connections: dict[str, int] = {}
         self._disconnected_at: dict[str, float] = {}
         self._holders: dict[str, _Holder] = {}
+        self._connected_since: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def highest_sequence(self, agent_id: str) -> int:
@@ -212,6 +218,7 @@ class NodeStore:
     def _connect(self, node: str) -> None:
         self._connections[node] = self._connections.get(node, 0) + 1
         self._disconnected_at.pop(node, None)
+        self._connected_since.setdefault(node, self._wall())
 
     def _disconnect(self, node: str) -> None:
         remaining = self._connections.get(node, 0) - 1
@@ -219,6 +226,7 @@ class NodeStore:
             self._connections[node] = remaining
             return
         self._connections.pop(node, None)
+        self._connected_since.pop(node, None)
         self._disconnected_at[node] = self._clock()
 
     # -- reports ------------------------------------------------------------------------
@@ -251,6 +259,8 @@ class NodeStore:
             if entry is None or entry.agent_id != report.agent_id:
                 self._nodes[node] = _Entry(report.agent_id, report, now, wall)
             else:
+                entry.previous_health = tm.AgentHealth()
+                entry.previous_health.CopyFrom(entry.report.health)  # not the whole report
                 entry.report, entry.received_at, entry.received_at_unix = report, now, wall
             return Outcome.ACCEPTED
 
@@ -271,6 +281,8 @@ class NodeStore:
                         report=entry.report,
                         received_at_unix=entry.received_at_unix,
                         connected=node in self._connections,
+                        connected_since_unix=self._connected_since.get(node),
+                        previous_health=entry.previous_health,
                     )
                 )
             self._forget_old_agents(now)

@@ -15,7 +15,7 @@ from relay.expose.textcache import NodeTextCache
 from relay.series.profiles import PROFILES, parse_profiles
 from relay.state.store import NodeStore
 from tests.conftest import require
-from tests.support.reports import container, pod, report
+from tests.support.reports import check, container, pod, report
 
 
 def scrape(store: NodeStore, profile: str = "native") -> str:
@@ -172,7 +172,10 @@ def test_promtool_accepts_a_realistic_scrape(profile: str, tmp_path) -> None:  #
         )
         for i in range(20)
     ]
-    text = scrape(store_with(report(pods=pods), report(node="node-b", agent_id="b")), profile)
+    with_checks = report(pods=pods)
+    with_checks.checks.extend([check("ntp"), check("disk", tm.CHECK_STATE_CRITICAL, 2)])
+    with_checks.health.check_errors_total = 1
+    text = scrape(store_with(with_checks, report(node="node-b", agent_id="b")), profile)
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=text,

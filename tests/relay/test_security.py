@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import ssl
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
+from tests.support.processes import http_status
 from tests.support.reports import report
 
 HELLO = tm.Hello(agent_id="agent-1", node_name="node-a")
@@ -242,15 +241,7 @@ def test_metrics_endpoint_with_tls_and_basic_auth(pki: dict, tmp_path: Path) -> 
     base = f"https://localhost:{http.port}"
 
     def get(path: str, user: str | None = None, password: str = "") -> int:
-        request = urllib.request.Request(base + path)
-        if user:
-            token = base64.b64encode(f"{user}:{password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        return http_status(base + path, context=context, user=user, password=password)
 
     try:
         assert get("/metrics") == 401

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +42,27 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def http_status(
+    url: str,
+    *,
+    context: ssl.SSLContext | None = None,
+    user: str | None = None,
+    password: str = "",
+) -> int:
+    """The status code of a GET, with basic auth when `user` is given; 0 when unreachable."""
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, ConnectionError):
+        return 0
 
 
 class Service:
@@ -89,6 +112,28 @@ class Service:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def agent_service(
+    workdir: Path, node: str, relay_address: str, *extra: str, name: str | None = None
+) -> Service:
+    """A `kubensage-agent run` process for `node`, with its own state dir under `workdir`."""
+    name = name or f"agent-{node}"
+    return Service(
+        name,
+        python_module(
+            "kubensage_agent",
+            "run",
+            "--relay-address",
+            relay_address,
+            "--node-name",
+            node,
+            "--state-dir",
+            str(workdir / f"{name}-state"),
+            *extra,
+        ),
+        workdir,
+    )
 
 
 class Prometheus(Service):

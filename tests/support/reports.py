@@ -212,3 +212,25 @@ def full_report(
     health = out.health
     health.process_cpu_seconds_total, health.process_resident_memory_bytes = 42.0, 48 << 20
     return out
+
+
+def check(
+    name: str,
+    state: int = tm.CHECK_STATE_OK,
+    exit_code: int | None = 0,
+    output: str = "fine",
+    runs: dict[str, int] | None = None,
+) -> tm.CheckResult:
+    """One check script's newest result, as the agent reports it."""
+    out = tm.CheckResult(
+        name=name,
+        state=state,
+        output=output,
+        duration_seconds=0.25,
+        ran_at_unix_nanos=1_700_000_500 * NANOS,
+        interval_seconds=60,
+    )
+    if exit_code is not None:
+        out.exit_code = exit_code
+    out.runs_total.update(runs or {"ok": 3})
+    return out
