@@ -10,32 +10,39 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from relay.series import nodefigures as figures
 from relay.series.labels import pod_label_names
 from relay.series.rows import (
+    CPU_TIME_FIELDS,
     ContainerRow,
     Item,
     NodeContext,
     PodRow,
     container_resources,
+    is_page_count,
+    logical_cpu_modes,
+    meminfo_fields,
+    node_parts,
 )
 from relay.series.spec import Family, Kind, Profile, Subject
-from relay.series.values import PSI_MEANINGS, item_field, nonzero, present, psi_total, seconds
+from relay.series.values import (
+    PSI_MEANINGS,
+    info_when,
+    item_field,
+    nonzero,
+    os_release,
+    os_release_labels,
+    present,
+    psi_total,
+    seconds,
+    uname_labels,
+)
 
 COUNTER, GAUGE = Kind.COUNTER, Kind.GAUGE
 CONTAINER_STATE_NAMES = {
     value: name.removeprefix("CONTAINER_STATE_").lower()
     for name, value in tm.ContainerState.items()
 }
-NETWORK_COUNTERS = (
-    ("receive", "bytes", "receive_bytes"),
-    ("receive", "packets", "receive_packets"),
-    ("receive", "errors", "receive_errors"),
-    ("receive", "drops", "receive_drops"),
-    ("transmit", "bytes", "transmit_bytes"),
-    ("transmit", "packets", "transmit_packets"),
-    ("transmit", "errors", "transmit_errors"),
-    ("transmit", "drops", "transmit_drops"),
-)
 NODE_MEMORY = (
     ("total", "total_bytes"),
     ("available", "available_bytes"),
@@ -62,11 +69,39 @@ NODE_CPU_MODE = NODE.part(
     ),
     {"mode": lambda r: r.item[0]},
 )
+NODE_LOGICAL_CPU = NODE.part(
+    "node logical CPU mode",
+    "Each mode of each logical CPU of /proc/stat.",
+    logical_cpu_modes(tuple((field, field) for field in CPU_TIME_FIELDS)),
+    {"cpu": lambda r: r.cpu, "mode": lambda r: r.mode},
+)
 NODE_INTERFACE = NODE.part(
     "node interface",
     "Each network interface of the node's network namespace.",
-    lambda context: (Item(context, interface) for interface in context.node.interfaces),
+    node_parts("interfaces"),
     {"device": lambda r: r.item.name},
+)
+NODE_FILESYSTEM = NODE.part(
+    "node filesystem",
+    "Each mounted filesystem that passes the agent's mount-point and type filters.",
+    node_parts("filesystems"),
+    {
+        "device": lambda r: r.item.device,
+        "mountpoint": lambda r: r.item.mountpoint,
+        "fstype": lambda r: r.item.fstype,
+    },
+)
+NODE_DISK = NODE.part(
+    "node disk",
+    "Each block device of /proc/diskstats that passes the agent's device filter.",
+    node_parts("disks"),
+    {"device": lambda r: r.item.device},
+)
+NODE_MEMINFO = NODE.part(
+    "node meminfo field",
+    "Each /proc/meminfo field, by the kernel's name for it (e.g. Active(anon)).",
+    meminfo_fields,
+    {"field": lambda r: r.item[0]},
 )
 IMAGE_FILESYSTEM = NODE.part(
     "image filesystem",
@@ -146,16 +181,19 @@ def _agent(name: str, kind: Kind, unit: str, doc: str, value: Any) -> Family[Nod
     return Family(f"kubensage_agent_{name}", kind, unit, doc, NODE, value)
 
 
-def _network(prefix: str, subject: Subject[Any], what: str) -> Iterable[Family[Any]]:
-    for direction, unit, field in NETWORK_COUNTERS:
-        yield Family(
-            f"{prefix}_{direction}_{unit}_total",
-            COUNTER,
-            "bytes" if unit == "bytes" else "",
-            f"Network {unit} {direction}d by {what}.",
-            subject,
-            item_field(field),
-        )
+def _native_node(figure: figures.Figure) -> str:
+    return f"kubensage_node_{figure.native}"
+
+
+def _of_node(message: str) -> Any:
+    """Extractor maker for a field of one of the node's messages (clock, vmstat...)."""
+    return lambda field: lambda c: present(getattr(c.node, message), field)
+
+
+def _network(
+    prefix: str, subject: Subject[Any], counters: tuple[figures.Figure, ...]
+) -> Iterable[Family[Any]]:
+    return figures.declare(counters, lambda f: f"{prefix}_{f.native}", subject, item_field)
 
 
 def _pressure(
@@ -253,13 +291,155 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
         lambda c: present(c.node, "context_switches"),
     ),
     *_pressure("node", NODE, ("cpu", "memory", "io", "irq")),
-    *_network("kubensage_node_network", NODE_INTERFACE, "the node"),
+    *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_BASIC),
+    *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_DETAIL),
     _node(
         "boot_time_seconds",
         GAUGE,
         "seconds",
         "Unix time the node booted.",
         lambda c: seconds(c.node.boot_time_unix_nanos),
+    ),
+    Family(
+        "kubensage_node_logical_cpu_seconds_total",
+        COUNTER,
+        "seconds",
+        "CPU time of each logical CPU per mode (guest time is also counted in user).",
+        NODE_LOGICAL_CPU,
+        lambda r: r.seconds,
+    ),
+    _node(
+        "forks_total",
+        COUNTER,
+        "",
+        "Processes and threads created since boot.",
+        lambda c: present(c.node, "forks"),
+    ),
+    _node(
+        "interrupts_total",
+        COUNTER,
+        "",
+        "Interrupts serviced since boot.",
+        lambda c: present(c.node, "interrupts"),
+    ),
+    _node(
+        "procs_running",
+        GAUGE,
+        "",
+        "Runnable processes and threads.",
+        lambda c: present(c.node, "procs_running"),
+    ),
+    _node(
+        "procs_blocked",
+        GAUGE,
+        "",
+        "Processes and threads blocked waiting for I/O.",
+        lambda c: present(c.node, "procs_blocked"),
+    ),
+    *figures.declare(figures.FILESYSTEM, _native_node, NODE_FILESYSTEM, item_field),
+    Family(
+        "kubensage_node_filesystem_read_only",
+        GAUGE,
+        "",
+        "1 when the filesystem is mounted read-only, else 0.",
+        NODE_FILESYSTEM,
+        lambda r: float(r.item.read_only),
+    ),
+    Family(
+        "kubensage_node_filesystem_device_error",
+        GAUGE,
+        "",
+        "1 when statfs failed or did not answer in time (the sizes are then absent), else 0.",
+        NODE_FILESYSTEM,
+        lambda r: float(r.item.device_error),
+    ),
+    *figures.declare(figures.DISK, _native_node, NODE_DISK, item_field),
+    Family(
+        "kubensage_node_meminfo_bytes",
+        GAUGE,
+        "bytes",
+        "A /proc/meminfo field the kernel gives in kB, in bytes.",
+        NODE_MEMINFO,
+        lambda r: None if is_page_count(r.item[0]) else float(r.item[1]),
+    ),
+    Family(
+        "kubensage_node_meminfo_pages",
+        GAUGE,
+        "",
+        "A /proc/meminfo field the kernel gives as a count of huge pages (HugePages_*).",
+        NODE_MEMINFO,
+        lambda r: float(r.item[1]) if is_page_count(r.item[0]) else None,
+    ),
+    *figures.declare(figures.VMSTAT, _native_node, NODE, _of_node("vmstat")),
+    _node(
+        "file_descriptors_allocated",
+        GAUGE,
+        "",
+        "File handles allocated (/proc/sys/fs/file-nr).",
+        lambda c: present(c.node.file_descriptors, "allocated"),
+    ),
+    _node(
+        "file_descriptors_maximum",
+        GAUGE,
+        "",
+        "File handles the kernel allows (fs.file-max).",
+        lambda c: present(c.node.file_descriptors, "maximum"),
+    ),
+    _node(
+        "conntrack_entries",
+        GAUGE,
+        "",
+        "Entries in the connection tracking table.",
+        lambda c: present(c.node.conntrack, "entries"),
+    ),
+    _node(
+        "conntrack_entries_limit",
+        GAUGE,
+        "",
+        "Size limit of the connection tracking table.",
+        lambda c: present(c.node.conntrack, "limit"),
+    ),
+    _node(
+        "clock_synchronised",
+        GAUGE,
+        "",
+        "1 when the kernel considers the clock synchronised, else 0.",
+        lambda c: present(c.node.clock, "synchronised"),
+    ),
+    *figures.declare(figures.CLOCK, _native_node, NODE, _of_node("clock")),
+    _node(
+        "time_seconds",
+        GAUGE,
+        "seconds",
+        "Unix time on the node's clock when the agent collected.",
+        lambda c: nonzero(c.node.clock.time_seconds),
+    ),
+    Family(
+        "kubensage_node_time_zone_offset_seconds",
+        GAUGE,
+        "seconds",
+        "Offset of the node's local time zone east of UTC.",
+        NODE,
+        lambda c: present(c.node.clock, "time_zone_offset_seconds"),
+        labels={"time_zone": lambda c: c.node.clock.time_zone},
+    ),
+    Family(
+        "kubensage_node_uname_info",
+        GAUGE,
+        "",
+        "uname(2) of the node; always 1.",
+        NODE,
+        info_when(lambda node: node.uname_sysname or node.kernel_release),
+        labels=uname_labels(),
+    ),
+    Family(
+        "kubensage_node_os_info",
+        GAUGE,
+        "",
+        "The node's os-release; always 1.",
+        NODE,
+        info_when(os_release),
+        labels=os_release_labels(),
     ),
     Family(
         "kubensage_node_image_filesystem_usage_bytes",
@@ -281,7 +461,7 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
 )
 
 POD_FAMILIES: tuple[Family[Any], ...] = (
-    *_network("kubensage_pod_network", POD_INTERFACE, "the pod"),
+    *_network("kubensage_pod_network", POD_INTERFACE, figures.NETWORK_BASIC),
     Family(
         "kubensage_pod_info",
         GAUGE,
