@@ -31,6 +31,7 @@ from relay.series.values import (
     item_field,
     nonzero,
     os_release,
+    os_release_key,
     os_release_labels,
     present,
     psi_total,
@@ -371,9 +372,9 @@ FAMILIES: tuple[Family[Any], ...] = (
         "The major.minor part of the os-release VERSION_ID.",
         _os_version,
         labels={
-            "id": lambda c: os_release(c.node).get("ID", ""),
-            "id_like": lambda c: os_release(c.node).get("ID_LIKE", ""),
-            "name": lambda c: os_release(c.node).get("NAME", ""),
+            "id": os_release_key("ID"),
+            "id_like": os_release_key("ID_LIKE"),
+            "name": os_release_key("NAME"),
         },
     ),
     _node(

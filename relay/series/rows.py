@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from google.protobuf.message import Message
+
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.enrich.kube import Enrichment
 from relay.enrich.objects import ContainerResources, NodeInfo, PodInfo
@@ -220,7 +222,7 @@ def meminfo_fields(context: NodeContext) -> Iterator[Item[NodeContext, tuple[str
     if node.meminfo:
         fields: Iterable[tuple[str, int]] = sorted(node.meminfo.items())
     else:
-        memory = node.memory
+        memory: Message = node.memory
         fields = [
             (name, getattr(memory, field))
             for name, field in MEMINFO_SUMMARY

@@ -86,11 +86,14 @@ def os_release(node: tm.Node) -> Mapping[str, str]:
     return {key: value for key, value in older.items() if value}
 
 
+def os_release_key(key: str) -> Callable[[Any], str]:
+    """One os-release key of a node row, empty when the file lacks it."""
+    return lambda c: os_release(c.node).get(key, "")
+
+
 def os_release_labels() -> dict[str, Callable[[Any], str]]:
-    """node_os_info's labels on a node row: every key, empty when the file lacks it."""
-    return {
-        key.lower(): lambda c, key=key: os_release(c.node).get(key, "") for key in OS_RELEASE_KEYS
-    }
+    """node_os_info's labels on a node row: every key, lower case."""
+    return {key.lower(): os_release_key(key) for key in OS_RELEASE_KEYS}
 
 
 def uname_labels() -> dict[str, Callable[[Any], str]]:
