@@ -273,3 +273,14 @@ def test_kustomization_lists_every_core_manifest() -> None:
         "servicemonitor.yaml",
     }
     assert listed == present
+
+
+def test_shipped_scrapes_keep_the_instance_the_node_exporter_profile_sets() -> None:
+    """Without honor_labels Prometheus would move each node's `instance` to
+    `exported_instance` and the node-mixin would see one instance per relay."""
+    config = yaml.safe_load((KUBE / "prometheus-scrape-config.yaml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["honor_labels"] is True
+    monitor = yaml.safe_load((KUBE / "servicemonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
