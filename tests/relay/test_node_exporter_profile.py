@@ -9,7 +9,6 @@ names; what it does not serve must be named in the README's "Replacing node_expo
 from __future__ import annotations
 
 import fnmatch
-import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from kubensage_agent.parsers.meminfo import parse_meminfo
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.relay.test_exposition import samples, scrape, store_with
 from tests.support import golden
+from tests.support.node_exporter import readme_not_served
 from tests.support.reports import report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -78,18 +78,11 @@ def test_meminfo_families_of_a_real_meminfo_are_node_exporters(
     assert got[("node_memory_Hugepagesize_bytes", instance)] == meminfo["Hugepagesize"]
 
 
-def _readme_not_served() -> str:
-    text = README.read_text()
-    section = text.index("## Replacing node_exporter")
-    start = text.index("**Not served**", section)
-    return text[start : text.index("\n## ", start)]
-
-
 def test_every_family_not_served_is_named_in_the_readme(
     node_exporter: dict[str, tuple[str, frozenset[str]]],
 ) -> None:
     served = set(families(golden.render("node_exporter")))
-    patterns = re.findall(r"`(node_[a-zA-Z0-9_*]+)`", _readme_not_served())
+    patterns = readme_not_served(README)
     missing = [
         name
         for name in node_exporter
