@@ -22,20 +22,15 @@ from relay.series.rows import (
     is_page_count,
     logical_cpu_modes,
     meminfo_fields,
-    node_parts,
 )
 from relay.series.spec import Family, Kind, Profile, Subject
 from relay.series.values import (
     PSI_MEANINGS,
-    info_when,
     item_field,
     nonzero,
-    os_release,
-    os_release_labels,
     present,
     psi_total,
     seconds,
-    uname_labels,
 )
 
 COUNTER, GAUGE = Kind.COUNTER, Kind.GAUGE
@@ -75,28 +70,9 @@ NODE_LOGICAL_CPU = NODE.part(
     logical_cpu_modes(tuple((field, field) for field in CPU_TIME_FIELDS)),
     {"cpu": lambda r: r.cpu, "mode": lambda r: r.mode},
 )
-NODE_INTERFACE = NODE.part(
-    "node interface",
-    "Each network interface of the node's network namespace.",
-    node_parts("interfaces"),
-    {"device": lambda r: r.item.name},
-)
-NODE_FILESYSTEM = NODE.part(
-    "node filesystem",
-    "Each mounted filesystem that passes the agent's mount-point and type filters.",
-    node_parts("filesystems"),
-    {
-        "device": lambda r: r.item.device,
-        "mountpoint": lambda r: r.item.mountpoint,
-        "fstype": lambda r: r.item.fstype,
-    },
-)
-NODE_DISK = NODE.part(
-    "node disk",
-    "Each block device of /proc/diskstats that passes the agent's device filter.",
-    node_parts("disks"),
-    {"device": lambda r: r.item.device},
-)
+NODE_INTERFACE = figures.interfaces_of(NODE)
+NODE_FILESYSTEM = figures.filesystems_of(NODE)
+NODE_DISK = figures.disks_of(NODE)
 NODE_MEMINFO = NODE.part(
     "node meminfo field",
     "Each /proc/meminfo field, by the kernel's name for it (e.g. Active(anon)).",
@@ -185,11 +161,6 @@ def _native_node(figure: figures.Figure) -> str:
     return f"kubensage_node_{figure.native}"
 
 
-def _of_node(message: str) -> Any:
-    """Extractor maker for a field of one of the node's messages (clock, vmstat...)."""
-    return lambda field: lambda c: present(getattr(c.node, message), field)
-
-
 def _network(
     prefix: str, subject: Subject[Any], counters: tuple[figures.Figure, ...]
 ) -> Iterable[Family[Any]]:
@@ -271,35 +242,12 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
         )
         for name, field in NODE_MEMORY
     ),
-    *(
-        _node(
-            f"load{window}",
-            GAUGE,
-            "",
-            f"{window}-minute load average.",
-            lambda c, window=window: (
-                getattr(c.node.load, f"load{window}") if c.node.HasField("load") else None
-            ),
-        )
-        for window in ("1", "5", "15")
-    ),
-    _node(
-        "context_switches_total",
-        COUNTER,
-        "",
-        "Context switches.",
-        lambda c: present(c.node, "context_switches"),
-    ),
+    *figures.declare(figures.LOAD, _native_node, NODE, figures.load_average),
+    *figures.declare(figures.STAT, _native_node, NODE, figures.node_field()),
     *_pressure("node", NODE, ("cpu", "memory", "io", "irq")),
     *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_BASIC),
     *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_DETAIL),
-    _node(
-        "boot_time_seconds",
-        GAUGE,
-        "seconds",
-        "Unix time the node booted.",
-        lambda c: seconds(c.node.boot_time_unix_nanos),
-    ),
+    *figures.declare(figures.TIME_AND_IDENTITY, _native_node, NODE, figures.node_field()),
     Family(
         "kubensage_node_logical_cpu_seconds_total",
         COUNTER,
@@ -307,34 +255,6 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
         "CPU time of each logical CPU per mode (guest time is also counted in user).",
         NODE_LOGICAL_CPU,
         lambda r: r.seconds,
-    ),
-    _node(
-        "forks_total",
-        COUNTER,
-        "",
-        "Processes and threads created since boot.",
-        lambda c: present(c.node, "forks"),
-    ),
-    _node(
-        "interrupts_total",
-        COUNTER,
-        "",
-        "Interrupts serviced since boot.",
-        lambda c: present(c.node, "interrupts"),
-    ),
-    _node(
-        "procs_running",
-        GAUGE,
-        "",
-        "Runnable processes and threads.",
-        lambda c: present(c.node, "procs_running"),
-    ),
-    _node(
-        "procs_blocked",
-        GAUGE,
-        "",
-        "Processes and threads blocked waiting for I/O.",
-        lambda c: present(c.node, "procs_blocked"),
     ),
     *figures.declare(figures.FILESYSTEM, _native_node, NODE_FILESYSTEM, item_field),
     Family(
@@ -370,77 +290,12 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
         NODE_MEMINFO,
         lambda r: float(r.item[1]) if is_page_count(r.item[0]) else None,
     ),
-    *figures.declare(figures.VMSTAT, _native_node, NODE, _of_node("vmstat")),
-    _node(
-        "file_descriptors_allocated",
-        GAUGE,
-        "",
-        "File handles allocated (/proc/sys/fs/file-nr).",
-        lambda c: present(c.node.file_descriptors, "allocated"),
+    *figures.declare(figures.VMSTAT, _native_node, NODE, figures.node_field("vmstat")),
+    *figures.declare(
+        figures.FILE_DESCRIPTORS, _native_node, NODE, figures.node_field("file_descriptors")
     ),
-    _node(
-        "file_descriptors_maximum",
-        GAUGE,
-        "",
-        "File handles the kernel allows (fs.file-max).",
-        lambda c: present(c.node.file_descriptors, "maximum"),
-    ),
-    _node(
-        "conntrack_entries",
-        GAUGE,
-        "",
-        "Entries in the connection tracking table.",
-        lambda c: present(c.node.conntrack, "entries"),
-    ),
-    _node(
-        "conntrack_entries_limit",
-        GAUGE,
-        "",
-        "Size limit of the connection tracking table.",
-        lambda c: present(c.node.conntrack, "limit"),
-    ),
-    _node(
-        "clock_synchronised",
-        GAUGE,
-        "",
-        "1 when the kernel considers the clock synchronised, else 0.",
-        lambda c: present(c.node.clock, "synchronised"),
-    ),
-    *figures.declare(figures.CLOCK, _native_node, NODE, _of_node("clock")),
-    _node(
-        "time_seconds",
-        GAUGE,
-        "seconds",
-        "Unix time on the node's clock when the agent collected.",
-        lambda c: nonzero(c.node.clock.time_seconds),
-    ),
-    Family(
-        "kubensage_node_time_zone_offset_seconds",
-        GAUGE,
-        "seconds",
-        "Offset of the node's local time zone east of UTC.",
-        NODE,
-        lambda c: present(c.node.clock, "time_zone_offset_seconds"),
-        labels={"time_zone": lambda c: c.node.clock.time_zone},
-    ),
-    Family(
-        "kubensage_node_uname_info",
-        GAUGE,
-        "",
-        "uname(2) of the node; always 1.",
-        NODE,
-        info_when(lambda node: node.uname_sysname or node.kernel_release),
-        labels=uname_labels(),
-    ),
-    Family(
-        "kubensage_node_os_info",
-        GAUGE,
-        "",
-        "The node's os-release; always 1.",
-        NODE,
-        info_when(os_release),
-        labels=os_release_labels(),
-    ),
+    *figures.declare(figures.CONNTRACK, _native_node, NODE, figures.node_field("conntrack")),
+    *figures.declare(figures.CLOCK, _native_node, NODE, figures.node_field("clock")),
     Family(
         "kubensage_node_image_filesystem_usage_bytes",
         GAUGE,

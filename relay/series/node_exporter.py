@@ -22,21 +22,14 @@ from relay.series.rows import (
     is_page_count,
     logical_cpu_modes,
     meminfo_fields,
-    node_parts,
 )
 from relay.series.spec import Family, Kind, Profile, Subject
 from relay.series.values import (
     PsiKind,
-    info_when,
     item_field,
-    nonzero,
     os_release,
     os_release_key,
-    os_release_labels,
-    present,
     psi_total,
-    seconds,
-    uname_labels,
 )
 
 COUNTER, GAUGE, UNTYPED = Kind.COUNTER, Kind.GAUGE, Kind.UNTYPED
@@ -101,28 +94,9 @@ MEMINFO = NODE.part(
     meminfo_fields,
     {},
 )
-FILESYSTEM = NODE.part(
-    "filesystem",
-    "Each mounted filesystem that passes the agent's mount-point and type filters.",
-    node_parts("filesystems"),
-    {
-        "device": lambda r: r.item.device,
-        "fstype": lambda r: r.item.fstype,
-        "mountpoint": lambda r: r.item.mountpoint,
-    },
-)
-DISK = NODE.part(
-    "disk",
-    "Each block device of /proc/diskstats that passes the agent's device filter.",
-    node_parts("disks"),
-    {"device": lambda r: r.item.device},
-)
-INTERFACE = NODE.part(
-    "network device",
-    "Each network interface of the node's network namespace.",
-    node_parts("interfaces"),
-    {"device": lambda r: r.item.name},
-)
+FILESYSTEM = figures.filesystems_of(NODE)
+DISK = figures.disks_of(NODE)
+INTERFACE = figures.interfaces_of(NODE)
 
 
 @functools.lru_cache(maxsize=512)
@@ -135,10 +109,6 @@ def meminfo_name(field: str) -> str:
 
 def _exporter(figure: figures.Figure) -> str:
     return f"node_{figure.exporter}"
-
-
-def _of_node(message: str) -> Any:
-    return lambda field: lambda c: present(getattr(c.node, message), field)
 
 
 def _readonly(row: Item[NodeContext, Any]) -> float | None:
@@ -191,18 +161,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         CPU_GUEST,
         _cpu_seconds,
     ),
-    *(
-        _node(
-            f"load{window}",
-            GAUGE,
-            "",
-            f"{window}-minute load average.",
-            lambda c, window=window: (
-                getattr(c.node.load, f"load{window}") if c.node.HasField("load") else None
-            ),
-        )
-        for window in ("1", "5", "15")
-    ),
+    *figures.declare(figures.LOAD, _exporter, NODE, figures.load_average),
     Family(
         "node_memory_<Field>_bytes",
         GAUGE,
@@ -245,100 +204,14 @@ FAMILIES: tuple[Family[Any], ...] = (
     *figures.declare(
         figures.NETWORK_DETAIL, lambda f: f"node_network_{f.exporter}", INTERFACE, item_field
     ),
-    *figures.declare(figures.VMSTAT, _exporter, NODE, _of_node("vmstat"), kind=UNTYPED),
-    _node(
-        "filefd_allocated",
-        GAUGE,
-        "",
-        "File handles allocated.",
-        lambda c: present(c.node.file_descriptors, "allocated"),
+    *figures.declare(figures.VMSTAT, _exporter, NODE, figures.node_field("vmstat"), kind=UNTYPED),
+    *figures.declare(
+        figures.FILE_DESCRIPTORS, _exporter, NODE, figures.node_field("file_descriptors")
     ),
-    _node(
-        "filefd_maximum",
-        GAUGE,
-        "",
-        "File handles the kernel allows.",
-        lambda c: present(c.node.file_descriptors, "maximum"),
-    ),
-    _node(
-        "nf_conntrack_entries",
-        GAUGE,
-        "",
-        "Entries in the connection tracking table.",
-        lambda c: present(c.node.conntrack, "entries"),
-    ),
-    _node(
-        "nf_conntrack_entries_limit",
-        GAUGE,
-        "",
-        "Size limit of the connection tracking table.",
-        lambda c: present(c.node.conntrack, "limit"),
-    ),
-    _node(
-        "timex_sync_status",
-        GAUGE,
-        "",
-        "1 when the clock is synchronised to a reliable source, else 0.",
-        lambda c: present(c.node.clock, "synchronised"),
-    ),
-    *figures.declare(figures.CLOCK, _exporter, NODE, _of_node("clock")),
-    _node(
-        "time_seconds",
-        GAUGE,
-        "seconds",
-        "Unix time on the node's clock.",
-        lambda c: nonzero(c.node.clock.time_seconds),
-    ),
-    _node(
-        "time_zone_offset_seconds",
-        GAUGE,
-        "seconds",
-        "Offset of the node's local time zone east of UTC.",
-        lambda c: present(c.node.clock, "time_zone_offset_seconds"),
-        labels={"time_zone": lambda c: c.node.clock.time_zone},
-    ),
-    _node(
-        "boot_time_seconds",
-        GAUGE,
-        "seconds",
-        "Unix time the node booted.",
-        lambda c: seconds(c.node.boot_time_unix_nanos),
-    ),
-    _node(
-        "context_switches_total",
-        COUNTER,
-        "",
-        "Context switches since boot.",
-        lambda c: present(c.node, "context_switches"),
-    ),
-    _node(
-        "forks_total",
-        COUNTER,
-        "",
-        "Processes and threads created since boot.",
-        lambda c: present(c.node, "forks"),
-    ),
-    _node(
-        "intr_total",
-        COUNTER,
-        "",
-        "Interrupts serviced since boot.",
-        lambda c: present(c.node, "interrupts"),
-    ),
-    _node(
-        "procs_running",
-        GAUGE,
-        "",
-        "Runnable processes and threads.",
-        lambda c: present(c.node, "procs_running"),
-    ),
-    _node(
-        "procs_blocked",
-        GAUGE,
-        "",
-        "Processes and threads blocked waiting for I/O.",
-        lambda c: present(c.node, "procs_blocked"),
-    ),
+    *figures.declare(figures.CONNTRACK, _exporter, NODE, figures.node_field("conntrack")),
+    *figures.declare(figures.CLOCK, _exporter, NODE, figures.node_field("clock")),
+    *figures.declare(figures.TIME_AND_IDENTITY, _exporter, NODE, figures.node_field()),
+    *figures.declare(figures.STAT, _exporter, NODE, figures.node_field()),
     *(
         _node(
             f"pressure_{resource}_{meaning}_seconds_total",
@@ -348,22 +221,6 @@ FAMILIES: tuple[Family[Any], ...] = (
             psi_total(resource, kind),
         )
         for resource, kind, meaning, doc in PRESSURE
-    ),
-    _node(
-        "uname_info",
-        GAUGE,
-        "",
-        "uname(2) of the node; always 1.",
-        info_when(lambda node: node.uname_sysname or node.kernel_release),
-        labels=uname_labels(),
-    ),
-    _node(
-        "os_info",
-        GAUGE,
-        "",
-        "The node's os-release; always 1.",
-        info_when(os_release),
-        labels=os_release_labels(),
     ),
     _node(
         "os_version",

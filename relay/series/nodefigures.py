@@ -8,11 +8,22 @@ type a family otherwise where its own contract says so (node_exporter's vmstat).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from relay.series.rows import node_parts
 from relay.series.spec import Family, Kind, Subject
+from relay.series.values import (
+    info_when,
+    nonzero,
+    os_release,
+    os_release_labels,
+    present,
+    seconds,
+    uname_labels,
+)
 
 Extractor = Callable[[Any], float | None]
 
@@ -24,6 +35,9 @@ class Figure:
     exporter: str
     unit: str
     help: str
+    # for figures the field alone does not give: their own extractor and labels
+    extractor: Extractor | None = None
+    labels: Mapping[str, Callable[[Any], str]] = dataclasses.field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:
@@ -46,10 +60,112 @@ def declare(
             figure.unit,
             figure.help,
             subject,
-            value(figure.field),
+            figure.extractor or value(figure.field),
+            labels=figure.labels,
         )
 
 
+def node_field(message: str = "") -> Callable[[str], Extractor]:
+    """Extractor maker for a field of the node row's Node, or of one of its messages."""
+    if not message:
+        return lambda field: lambda c: present(c.node, field)
+    return lambda field: lambda c: present(getattr(c.node, message), field)
+
+
+def load_average(field: str) -> Extractor:
+    """LoadAverage's doubles have no presence of their own; the message's stands for them."""
+    return lambda c: getattr(c.node.load, field) if c.node.HasField("load") else None
+
+
+def interfaces_of(node: Subject[Any]) -> Subject[Any]:
+    return node.part(
+        "node interface",
+        "Each network interface of the node's network namespace.",
+        node_parts("interfaces"),
+        {"device": lambda r: r.item.name},
+    )
+
+
+def filesystems_of(node: Subject[Any]) -> Subject[Any]:
+    return node.part(
+        "node filesystem",
+        "Each mounted filesystem that passes the agent's mount-point and type filters.",
+        node_parts("filesystems"),
+        {
+            "device": lambda r: r.item.device,
+            "fstype": lambda r: r.item.fstype,
+            "mountpoint": lambda r: r.item.mountpoint,
+        },
+    )
+
+
+def disks_of(node: Subject[Any]) -> Subject[Any]:
+    return node.part(
+        "node disk",
+        "Each block device of /proc/diskstats that passes the agent's device filter.",
+        node_parts("disks"),
+        {"device": lambda r: r.item.device},
+    )
+
+
+# /proc/stat beyond the CPU times
+STAT = (
+    Figure(
+        "context_switches",
+        "context_switches_total",
+        "context_switches_total",
+        "",
+        "Context switches since boot.",
+    ),
+    Figure("forks", "forks_total", "forks_total", "", "Processes and threads created since boot."),
+    Figure("interrupts", "interrupts_total", "intr_total", "", "Interrupts serviced since boot."),
+    Figure(
+        "procs_running", "procs_running", "procs_running", "", "Runnable processes and threads."
+    ),
+    Figure(
+        "procs_blocked",
+        "procs_blocked",
+        "procs_blocked",
+        "",
+        "Processes and threads blocked waiting for I/O.",
+    ),
+)
+LOAD = tuple(
+    Figure(
+        f"load{minutes}", f"load{minutes}", f"load{minutes}", "", f"{minutes}-minute load average."
+    )
+    for minutes in ("1", "5", "15")
+)
+# /proc/sys/fs/file-nr
+FILE_DESCRIPTORS = (
+    Figure(
+        "allocated", "file_descriptors_allocated", "filefd_allocated", "", "File handles allocated."
+    ),
+    Figure(
+        "maximum",
+        "file_descriptors_maximum",
+        "filefd_maximum",
+        "",
+        "File handles the kernel allows (fs.file-max).",
+    ),
+)
+# /proc/sys/net/netfilter/nf_conntrack_{count,max}
+CONNTRACK = (
+    Figure(
+        "entries",
+        "conntrack_entries",
+        "nf_conntrack_entries",
+        "",
+        "Entries in the connection tracking table.",
+    ),
+    Figure(
+        "limit",
+        "conntrack_entries_limit",
+        "nf_conntrack_entries_limit",
+        "",
+        "Size limit of the connection tracking table.",
+    ),
+)
 # what the runtime gives for pod interfaces too, and /proc/net/dev for the node's
 NETWORK_BASIC = (
     Figure(
@@ -310,8 +426,15 @@ VMSTAT = (
         "Processes the OOM killer ended.",
     ),
 )
-# adjtimex(2); the sync state and the time zone are declared by each profile
+# adjtimex(2); the time and the time zone are declared by each profile
 CLOCK = (
+    Figure(
+        "synchronised",
+        "clock_synchronised",
+        "timex_sync_status",
+        "",
+        "1 when the kernel considers the clock synchronised, else 0.",
+    ),
     Figure(
         "offset_seconds",
         "clock_offset_seconds",
@@ -367,5 +490,51 @@ CLOCK = (
         "timex_loop_time_constant",
         "",
         "Time constant of the clock's phase-locked loop.",
+    ),
+)
+# the node's time and identity
+TIME_AND_IDENTITY = (
+    Figure(
+        "boot_time_unix_nanos",
+        "boot_time_seconds",
+        "boot_time_seconds",
+        "seconds",
+        "Unix time the node booted.",
+        extractor=lambda c: seconds(c.node.boot_time_unix_nanos),
+    ),
+    Figure(
+        "time_seconds",
+        "time_seconds",
+        "time_seconds",
+        "seconds",
+        "Unix time on the node's clock when the agent collected.",
+        extractor=lambda c: nonzero(c.node.clock.time_seconds),
+    ),
+    Figure(
+        "time_zone_offset_seconds",
+        "time_zone_offset_seconds",
+        "time_zone_offset_seconds",
+        "seconds",
+        "Offset of the node's local time zone east of UTC.",
+        extractor=lambda c: present(c.node.clock, "time_zone_offset_seconds"),
+        labels={"time_zone": lambda c: c.node.clock.time_zone},
+    ),
+    Figure(
+        "uname",
+        "uname_info",
+        "uname_info",
+        "",
+        "uname(2) of the node; always 1.",
+        extractor=info_when(lambda node: node.uname_sysname or node.kernel_release),
+        labels=uname_labels(),
+    ),
+    Figure(
+        "os_release",
+        "os_info",
+        "os_info",
+        "",
+        "The node's os-release; always 1.",
+        extractor=info_when(os_release),
+        labels=os_release_labels(),
     ),
 )

@@ -54,20 +54,21 @@ def psi_total(resource: str, kind: PsiKind) -> Callable[[HasPressure], float | N
     return total
 
 
-# os-release keys as node_exporter's node_os_info reports them (its labels: lower case)
-OS_RELEASE_KEYS = (
-    "NAME",
-    "ID",
-    "ID_LIKE",
-    "PRETTY_NAME",
-    "VARIANT",
-    "VARIANT_ID",
-    "VERSION",
-    "VERSION_ID",
-    "VERSION_CODENAME",
-    "BUILD_ID",
-    "IMAGE_ID",
-    "IMAGE_VERSION",
+# node_os_info's labels as node_exporter declares them, each holding the os-release key of
+# its name in upper case
+OS_INFO_LABELS = (
+    "build_id",
+    "id",
+    "id_like",
+    "image_id",
+    "image_version",
+    "name",
+    "pretty_name",
+    "variant",
+    "variant_id",
+    "version",
+    "version_codename",
+    "version_id",
 )
 
 
@@ -92,8 +93,8 @@ def os_release_key(key: str) -> Callable[[Any], str]:
 
 
 def os_release_labels() -> dict[str, Callable[[Any], str]]:
-    """node_os_info's labels on a node row: every key, lower case."""
-    return {key.lower(): os_release_key(key) for key in OS_RELEASE_KEYS}
+    """node_os_info's labels on a node row, empty for keys the file lacks."""
+    return {label: os_release_key(label.upper()) for label in OS_INFO_LABELS}
 
 
 def uname_labels() -> dict[str, Callable[[Any], str]]:
