@@ -38,8 +38,8 @@ CPU_MODES = tuple(
     (mode, mode) for mode in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 )
 CPU_GUEST_MODES = (("guest", "user"), ("guest_nice", "nice"))
-# node_exporter's PSI families: "some" is waiting, "full" stalled; no cpu "full" (node-wide
-# it only counts what the kernel cannot run at all) and irq has only "full"
+# node_exporter's PSI families: "some" is waiting, "full" stalled; it serves no cpu "full",
+# and the kernel gives irq only a "full" line
 PRESSURE: tuple[tuple[str, PsiKind, str, str], ...] = (
     ("cpu", "some", "waiting", "Time processes waited for CPU (PSI some)."),
     ("memory", "some", "waiting", "Time processes waited for memory (PSI some)."),
