@@ -247,6 +247,7 @@ FAMILIES: tuple[Family[Any], ...] = (
 NODE_EXPORTER = Profile(
     "node_exporter",
     "node_exporter 1.x names, types and labels for the node, the node in instance "
-    "(scrape with honor_labels), for the node-mixin.",
+    "(scrape with honor_labels), for the node-mixin; what it does not serve is listed "
+    "in the README under Replacing node_exporter.",
     FAMILIES,
 )
