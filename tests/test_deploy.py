@@ -380,3 +380,14 @@ def test_advisor_runs_two_electing_replicas_with_rights_on_its_lease_only() -> N
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_shipped_scrapes_keep_the_instance_the_node_exporter_profile_sets() -> None:
+    """Without honor_labels Prometheus would move each node's `instance` to
+    `exported_instance` and the node-mixin would see one instance per relay."""
+    config = yaml.safe_load((KUBE / "prometheus-scrape-config.yaml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["honor_labels"] is True
+    monitor = yaml.safe_load((KUBE / "servicemonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True

@@ -11,33 +11,35 @@ from typing import Any
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.checkrules import STATE_NAMES, state_name
+from relay.series import nodefigures as figures
 from relay.series.labels import pod_label_names
 from relay.series.rows import (
+    CPU_TIME_FIELDS,
     ContainerRow,
     Item,
     NodeContext,
     PodRow,
     container_resources,
     exposable_checks,
+    is_page_count,
+    logical_cpu_modes,
+    meminfo_fields,
 )
 from relay.series.spec import Family, Kind, Profile, Subject
-from relay.series.values import PSI_MEANINGS, item_field, nonzero, present, psi_total, seconds
+from relay.series.values import (
+    PSI_MEANINGS,
+    item_field,
+    nonzero,
+    present,
+    psi_total,
+    seconds,
+)
 
 COUNTER, GAUGE = Kind.COUNTER, Kind.GAUGE
 CONTAINER_STATE_NAMES = {
     value: name.removeprefix("CONTAINER_STATE_").lower()
     for name, value in tm.ContainerState.items()
 }
-NETWORK_COUNTERS = (
-    ("receive", "bytes", "receive_bytes"),
-    ("receive", "packets", "receive_packets"),
-    ("receive", "errors", "receive_errors"),
-    ("receive", "drops", "receive_drops"),
-    ("transmit", "bytes", "transmit_bytes"),
-    ("transmit", "packets", "transmit_packets"),
-    ("transmit", "errors", "transmit_errors"),
-    ("transmit", "drops", "transmit_drops"),
-)
 NODE_MEMORY = (
     ("total", "total_bytes"),
     ("available", "available_bytes"),
@@ -64,11 +66,20 @@ NODE_CPU_MODE = NODE.part(
     ),
     {"mode": lambda r: r.item[0]},
 )
-NODE_INTERFACE = NODE.part(
-    "node interface",
-    "Each network interface of the node's network namespace.",
-    lambda context: (Item(context, interface) for interface in context.node.interfaces),
-    {"device": lambda r: r.item.name},
+NODE_LOGICAL_CPU = NODE.part(
+    "node logical CPU mode",
+    "Each mode of each logical CPU of /proc/stat.",
+    logical_cpu_modes(tuple((field, field) for field in CPU_TIME_FIELDS)),
+    {"cpu": lambda r: r.cpu, "mode": lambda r: r.mode},
+)
+NODE_INTERFACE = figures.interfaces_of(NODE)
+NODE_FILESYSTEM = figures.filesystems_of(NODE)
+NODE_DISK = figures.disks_of(NODE)
+NODE_MEMINFO = NODE.part(
+    "node meminfo field",
+    "Each /proc/meminfo field, by the kernel's name for it (e.g. Active(anon)).",
+    meminfo_fields,
+    {"field": lambda r: r.item[0]},
 )
 IMAGE_FILESYSTEM = NODE.part(
     "image filesystem",
@@ -173,16 +184,14 @@ def _agent(name: str, kind: Kind, unit: str, doc: str, value: Any) -> Family[Nod
     return Family(f"kubensage_agent_{name}", kind, unit, doc, NODE, value)
 
 
-def _network(prefix: str, subject: Subject[Any], what: str) -> Iterable[Family[Any]]:
-    for direction, unit, field in NETWORK_COUNTERS:
-        yield Family(
-            f"{prefix}_{direction}_{unit}_total",
-            COUNTER,
-            "bytes" if unit == "bytes" else "",
-            f"Network {unit} {direction}d by {what}.",
-            subject,
-            item_field(field),
-        )
+def _native_node(figure: figures.Figure) -> str:
+    return f"kubensage_node_{figure.native}"
+
+
+def _network(
+    prefix: str, subject: Subject[Any], counters: tuple[figures.Figure, ...]
+) -> Iterable[Family[Any]]:
+    return figures.declare(counters, lambda f: f"{prefix}_{f.native}", subject, item_field)
 
 
 def _pressure(
@@ -260,34 +269,60 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
         )
         for name, field in NODE_MEMORY
     ),
-    *(
-        _node(
-            f"load{window}",
-            GAUGE,
-            "",
-            f"{window}-minute load average.",
-            lambda c, window=window: (
-                getattr(c.node.load, f"load{window}") if c.node.HasField("load") else None
-            ),
-        )
-        for window in ("1", "5", "15")
-    ),
-    _node(
-        "context_switches_total",
-        COUNTER,
-        "",
-        "Context switches.",
-        lambda c: present(c.node, "context_switches"),
-    ),
+    *figures.declare(figures.LOAD, _native_node, NODE, figures.load_average),
+    *figures.declare(figures.STAT, _native_node, NODE, figures.node_field()),
     *_pressure("node", NODE, ("cpu", "memory", "io", "irq")),
-    *_network("kubensage_node_network", NODE_INTERFACE, "the node"),
-    _node(
-        "boot_time_seconds",
-        GAUGE,
+    *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_BASIC),
+    *_network("kubensage_node_network", NODE_INTERFACE, figures.NETWORK_DETAIL),
+    *figures.declare(figures.TIME_AND_IDENTITY, _native_node, NODE, figures.node_field()),
+    Family(
+        "kubensage_node_logical_cpu_seconds_total",
+        COUNTER,
         "seconds",
-        "Unix time the node booted.",
-        lambda c: seconds(c.node.boot_time_unix_nanos),
+        "CPU time of each logical CPU per mode (guest time is also counted in user).",
+        NODE_LOGICAL_CPU,
+        lambda r: r.seconds,
     ),
+    *figures.declare(figures.FILESYSTEM, _native_node, NODE_FILESYSTEM, item_field),
+    Family(
+        "kubensage_node_filesystem_read_only",
+        GAUGE,
+        "",
+        "1 when the filesystem is mounted read-only, else 0.",
+        NODE_FILESYSTEM,
+        lambda r: float(r.item.read_only),
+    ),
+    Family(
+        "kubensage_node_filesystem_device_error",
+        GAUGE,
+        "",
+        "1 when statfs failed or did not answer in time (the sizes are then absent), else 0.",
+        NODE_FILESYSTEM,
+        lambda r: float(r.item.device_error),
+    ),
+    *figures.declare(figures.DISK, _native_node, NODE_DISK, item_field),
+    Family(
+        "kubensage_node_meminfo_bytes",
+        GAUGE,
+        "bytes",
+        "A /proc/meminfo field the kernel gives in kB, in bytes.",
+        NODE_MEMINFO,
+        lambda r: None if is_page_count(r.item[0]) else float(r.item[1]),
+    ),
+    Family(
+        "kubensage_node_meminfo_pages",
+        GAUGE,
+        "",
+        "A /proc/meminfo field the kernel gives as a count of huge pages (HugePages_*).",
+        NODE_MEMINFO,
+        lambda r: float(r.item[1]) if is_page_count(r.item[0]) else None,
+    ),
+    *figures.declare(figures.VMSTAT, _native_node, NODE, figures.node_field("vmstat")),
+    *figures.declare(
+        figures.FILE_DESCRIPTORS, _native_node, NODE, figures.node_field("file_descriptors")
+    ),
+    *figures.declare(figures.CONNTRACK, _native_node, NODE, figures.node_field("conntrack")),
+    *figures.declare(figures.CLOCK, _native_node, NODE, figures.node_field("clock")),
     Family(
         "kubensage_node_image_filesystem_usage_bytes",
         GAUGE,
@@ -308,7 +343,7 @@ NODE_FAMILIES: tuple[Family[Any], ...] = (
 )
 
 POD_FAMILIES: tuple[Family[Any], ...] = (
-    *_network("kubensage_pod_network", POD_INTERFACE, "the pod"),
+    *_network("kubensage_pod_network", POD_INTERFACE, figures.NETWORK_BASIC),
     Family(
         "kubensage_pod_info",
         GAUGE,

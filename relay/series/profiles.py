@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from relay.series.cadvisor import CADVISOR
 from relay.series.native import NATIVE
+from relay.series.node_exporter import NODE_EXPORTER
 from relay.series.spec import Profile
 
-PROFILES: dict[str, Profile] = {profile.name: profile for profile in (NATIVE, CADVISOR)}
+PROFILES: dict[str, Profile] = {
+    profile.name: profile for profile in (NATIVE, CADVISOR, NODE_EXPORTER)
+}
 # Earlier releases offered "both" for native and cAdvisor names together.
 ALIASES = {"both": ("native", "cadvisor")}
 

@@ -11,9 +11,12 @@ and the old one is gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.checkrules import is_check_name
@@ -33,6 +36,35 @@ class Item(Generic[P, T]):
 
     parent: P
     item: T
+
+
+@dataclass(frozen=True, slots=True)
+class CpuMode:
+    """One mode of one logical CPU, under the mode label a profile gives it."""
+
+    parent: NodeContext
+    cpu: str
+    mode: str
+    seconds: float
+
+
+# every mode /proc/stat counts per CPU, in the protocol's order (user, nice, ... guest_nice)
+CPU_TIME_FIELDS = tuple(f.name for f in tm.CpuTimes.DESCRIPTOR.fields if f.name != "cpu")
+# /proc/meminfo field names as kernels spell them ("MemTotal", "Active(anon)"): anything
+# else in a report is skipped, since profiles make label values and metric names of them
+KERNEL_MEMINFO_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\([A-Za-z0-9_]{1,32}\))?")
+# the summary an agent without the meminfo map still sends, by kernel field name
+MEMINFO_SUMMARY = (
+    ("MemTotal", "total_bytes"),
+    ("MemFree", "free_bytes"),
+    ("MemAvailable", "available_bytes"),
+    ("Buffers", "buffers_bytes"),
+    ("Cached", "cached_bytes"),
+    ("SwapTotal", "swap_total_bytes"),
+    ("SwapFree", "swap_free_bytes"),
+)
+# the /proc/meminfo fields the kernel prints as page counts, not kB
+MEMINFO_PAGE_COUNT_PREFIX = "HugePages_"
 
 
 def _pressure_by_resource(entries: Iterable[tm.Pressure]) -> dict[str, tm.Pressure]:
@@ -189,3 +221,43 @@ def exposable_checks(view: NodeView) -> Iterator[tm.CheckResult]:
             continue
         seen.add(result.name)
         yield result
+
+
+def node_parts(field: str) -> Callable[[NodeContext], Iterator[Item[NodeContext, Any]]]:
+    """Rows of one repeated part of the node: its filesystems, disks or interfaces."""
+    return lambda context: (Item(context, part) for part in getattr(context.node, field))
+
+
+def logical_cpu_modes(
+    modes: Sequence[tuple[str, str]],
+) -> Callable[[NodeContext], Iterator[CpuMode]]:
+    """Rows of each logical CPU's seconds for the (CpuTimes field, mode label) pairs given."""
+
+    def rows(context: NodeContext) -> Iterator[CpuMode]:
+        for cpu in context.node.cpus:
+            for field, mode in modes:
+                yield CpuMode(context, cpu.cpu, mode, getattr(cpu, field))
+
+    return rows
+
+
+def meminfo_fields(context: NodeContext) -> Iterator[Item[NodeContext, tuple[str, int]]]:
+    """Every /proc/meminfo field the node reported, by kernel name; from the memory
+    summary when the agent predates the full map."""
+    node = context.node
+    if node.meminfo:
+        fields: Iterable[tuple[str, int]] = sorted(node.meminfo.items())
+    else:
+        memory: Message = node.memory
+        fields = [
+            (name, getattr(memory, field))
+            for name, field in MEMINFO_SUMMARY
+            if memory.HasField(field)
+        ]
+    for name, value in fields:
+        if KERNEL_MEMINFO_FIELD.fullmatch(name):
+            yield Item(context, (name, value))
+
+
+def is_page_count(field: str) -> bool:
+    return field.startswith(MEMINFO_PAGE_COUNT_PREFIX)

@@ -16,6 +16,8 @@ Getter = Callable[[R], str]
 class Kind(enum.StrEnum):
     COUNTER = "counter"
     GAUGE = "gauge"
+    # only where another exporter's exact TYPE line is the contract (node_exporter's vmstat)
+    UNTYPED = "untyped"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -10,56 +10,20 @@ filter defaults, which Debian's package changes, so both sides filter alike.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
-from kubensage_agent.collectors.node.diskstats import DEFAULT_DEVICE_EXCLUDE
-from kubensage_agent.collectors.node.filesystem import (
-    DEFAULT_FS_TYPES_EXCLUDE,
-    DEFAULT_MOUNT_POINTS_EXCLUDE,
-)
 from kubensage_agent.collectors.node.osrelease import REPORTED_KEYS
 from kubensage_agent.hostfs import HostPaths
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.conftest import require
-from tests.support.processes import Service, free_port, http_get
+from tests.support.node_exporter import Series, node_exporter, scrape
 
-EXPORTER = "prometheus-node-exporter"
-COLLECTORS = (
-    "cpu",
-    "stat",
-    "meminfo",
-    "loadavg",
-    "vmstat",
-    "filefd",
-    "netdev",
-    "conntrack",
-    "diskstats",
-    "filesystem",
-    "timex",
-    "time",
-    "uname",
-    "os",
-)
 MIB = 1 << 20
-Series = dict[str, dict[frozenset[tuple[str, str]], float]]
-
-
-def scrape(url: str) -> Series:
-    status, body = http_get(url, timeout=30)
-    assert status == 200, body
-    series: Series = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            series.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
-    return series
 
 
 @dataclass
@@ -93,29 +57,8 @@ def gauge_near(moment: Moment, value: float, margin: float, name: str, **labels:
 
 @pytest.fixture(scope="module")
 def exporter_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require(shutil.which(EXPORTER) is not None, f"{EXPORTER} (Debian package) is the reference")
-    port = free_port()
-    service = Service(
-        "node-exporter",
-        [
-            EXPORTER,
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--collector.disable-defaults",
-            *(f"--collector.{name}" for name in COLLECTORS),
-            f"--collector.filesystem.mount-points-exclude={DEFAULT_MOUNT_POINTS_EXCLUDE}",
-            f"--collector.filesystem.fs-types-exclude={DEFAULT_FS_TYPES_EXCLUDE}",
-            f"--collector.diskstats.device-exclude={DEFAULT_DEVICE_EXCLUDE}",
-            # Debian leaves lo out; upstream 1.5 and the agent keep every interface
-            "--collector.netdev.device-exclude=",
-        ],
-        tmp_path_factory.mktemp("node-exporter"),
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    service.start().wait_http(url)
-    try:
+    with node_exporter(tmp_path_factory.mktemp("node-exporter")) as url:
         yield url
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +66,9 @@ def moment(exporter_url: str) -> Moment:
     collector = NodeCollector(HostPaths(Path("/")), "parity", CollectorErrors())
     collector.collect()  # the first cycle starts the statfs thread and opens the table
     scrape(exporter_url)
-    before = scrape(exporter_url)
+    before = scrape(exporter_url).series
     node = collector.collect()
-    after = scrape(exporter_url)
+    after = scrape(exporter_url).series
     return Moment(before, node, after)
 
 

@@ -137,16 +137,28 @@ def agent_service(
 
 
 class Prometheus(Service):
-    def __init__(self, log_dir: Path, targets: list[str], scrape_interval: str = "1s") -> None:
+    """A Prometheus scraping `targets` as job kubensage, or the `scrape_configs` given
+    (a YAML list as text) instead."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        targets: list[str],
+        scrape_interval: str = "1s",
+        scrape_configs: str | None = None,
+    ) -> None:
         self.port = free_port()
         config = log_dir / "prometheus.yml"
+        if scrape_configs is None:
+            scrape_configs = (
+                "  - job_name: kubensage\n"
+                f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+            )
         config.write_text(
             "global:\n"
             f"  scrape_interval: {scrape_interval}\n"
             f"  scrape_timeout: {scrape_interval}\n"
-            "scrape_configs:\n"
-            "  - job_name: kubensage\n"
-            f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+            "scrape_configs:\n" + scrape_configs
         )
         super().__init__(
             "prometheus",
@@ -164,10 +176,11 @@ class Prometheus(Service):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        status, body = http_get(
-            f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        )
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"query": promql}
+        if at is not None:
+            params["time"] = at
+        status, body = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
         assert status == 200, body
         return list(json.loads(body)["data"]["result"])
 
