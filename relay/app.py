@@ -19,12 +19,14 @@ from kubensage_common.httpserver import HttpServer
 from kubensage_common.tls import server_credentials
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
+from relay.export.exporter import ExportConfig, Exporter
+from relay.export.metrics import RemoteWriteMetrics
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
 from relay.ingest.auth import TokenFile
 from relay.ingest.limits import ReportLimits
-from relay.ingest.service import IngestService
+from relay.ingest.service import AGE_JITTER, IngestService
 from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
@@ -53,6 +55,10 @@ class RelayConfig:
     cluster_name: str = ""
     kube_sync_timeout_seconds: float = 30.0
     kube_resync_seconds: float = 3600.0
+    expose_node_series: bool = True
+    export: ExportConfig | None = None
+    max_connection_age_seconds: float = 300.0
+    max_connection_age_grace_seconds: float = 60.0
 
 
 def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrichment:
@@ -81,6 +87,22 @@ def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrich
     return enrichment
 
 
+def _connection_age_options(config: RelayConfig) -> list[tuple[str, int]]:
+    """The transport's backstop behind the streams' own max age (see IngestService).
+
+    A stream ends itself cleanly after an ack once past its jittered age; the
+    connection's GOAWAY comes later, so it only cuts a stream whose agent sent
+    nothing for the whole grace period.
+    """
+    if config.max_connection_age_seconds <= 0:
+        return []
+    backstop = config.max_connection_age_seconds * (1 + 2 * AGE_JITTER)
+    return [
+        ("grpc.max_connection_age_ms", int(backstop * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000)),
+    ]
+
+
 def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.Server, int, str]:
     server = grpc.aio.server(
         options=[
@@ -88,6 +110,7 @@ def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.S
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            *_connection_age_options(config),
         ]
     )
     telemetry_pb2_grpc.add_IngestServicer_to_server(ingest, server)
@@ -108,16 +131,31 @@ async def serve(config: RelayConfig) -> None:
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
-    nodes = NodeTextCache(
-        store, parse_profiles(config.metric_profile), enrichment, metrics.exposition_errors.inc
+    profiles = parse_profiles(config.metric_profile)
+    nodes = (
+        NodeTextCache(store, profiles, enrichment, metrics.exposition_errors.inc)
+        if config.expose_node_series
+        else None
     )
+    exporter = None
+    if config.export is not None:
+        exporter = Exporter(config.export, profiles, enrichment, RemoteWriteMetrics(registry))
+        exporter.start()
     settings = (
         tm.Settings(interval_seconds=config.agent_interval_seconds)
         if config.agent_interval_seconds > 0
         else None
     )
     tokens = TokenFile(Path(config.token_file)) if config.token_file else None
-    ingest = IngestService(store, metrics, settings, config.limits, tokens)
+    ingest = IngestService(
+        store,
+        metrics,
+        settings,
+        config.limits,
+        tokens,
+        exporter=exporter,
+        max_stream_age_seconds=config.max_connection_age_seconds,
+    )
     server, grpc_port, grpc_host = _grpc_server(config, ingest)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -132,12 +170,13 @@ async def serve(config: RelayConfig) -> None:
     http = HttpServer(http_host, http_port, app, config.web.ssl_context())
     http.start()
     logger.info(
-        "relay ingest on {} ({}{}), metrics on {}://{}/metrics (profile {})",
+        "relay ingest on {} ({}{}), metrics on {}://{}/metrics ({}), profile {}",
         join_host_port(grpc_host, grpc_port),
         "TLS" if config.tls_cert_file else "plaintext",
         ", bearer tokens" if tokens else "",
         "https" if config.web.cert_file else "http",
         join_host_port(http_host, http.port),
+        "node series and relay health" if nodes is not None else "relay health only",
         config.metric_profile,
     )
 
@@ -149,6 +188,8 @@ async def serve(config: RelayConfig) -> None:
     logger.info("relay stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE_SECONDS)
+    if exporter is not None:
+        await asyncio.to_thread(exporter.stop, SHUTDOWN_GRACE_SECONDS)
     http.stop()
     if isinstance(enrichment, KubeEnrichment):
         enrichment.stop()

@@ -1,1 +1,1 @@
-"""Remote write: a report's samples, at their collection time, to Prometheus remote-write receivers."""
+"""Remote write: each report's samples, at their collection time, to TSDB receivers."""

@@ -32,14 +32,18 @@ def accepts_text(accept: str) -> bool:
 
 
 def make_app(
-    registry: CollectorRegistry, nodes: NodeTextCache, ready: Callable[[], bool]
+    registry: CollectorRegistry, nodes: NodeTextCache | None, ready: Callable[[], bool]
 ) -> WsgiApp:
+    """`nodes` None: /metrics serves the relay's own health only (remote write carries the rest)."""
+
     def metrics(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not accepts_text(environ.get("HTTP_ACCEPT", "")):
             return plain(
                 start_response, "406 Not Acceptable", b"only text/plain; version=0.0.4 is served\n"
             )
-        body = generate_latest(registry) + nodes.text().encode()
+        body = generate_latest(registry)
+        if nodes is not None:
+            body += nodes.text().encode()
         headers = [("Content-Type", CONTENT_TYPE)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)

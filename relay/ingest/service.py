@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -11,12 +12,17 @@ from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
+from relay.export.exporter import Exporter
 from relay.ingest.auth import TokenFile
 from relay.ingest.limits import ReportLimits, enforce_limits
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeStore, Outcome
 
 HELLO_TIMEOUT_SECONDS = 30.0
+# Reports remote write takes: new ones, and late ones the store keeps out of its current state.
+EXPORTED = frozenset({Outcome.ACCEPTED, Outcome.OUTDATED})
+# Each stream's max age varies by this fraction, so agents moved together do not return together.
+AGE_JITTER = 0.1
 
 
 def validate(report: tm.Metrics, hello: tm.Hello) -> str | None:
@@ -36,12 +42,24 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
         settings: tm.Settings | None = None,
         limits: ReportLimits | None = None,
         tokens: TokenFile | None = None,
+        *,
+        exporter: Exporter | None = None,
+        max_stream_age_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.settings = settings
         self.limits = limits if limits is not None else ReportLimits()
         self.tokens = tokens
+        self.exporter = exporter
+        self.max_stream_age_seconds = max_stream_age_seconds
+
+    def _stream_deadline(self) -> float:
+        """When this stream ends itself (after an ack), so agents spread over new replicas."""
+        if self.max_stream_age_seconds <= 0:
+            return float("inf")
+        jitter = random.uniform(1 - AGE_JITTER, 1 + AGE_JITTER)
+        return time.monotonic() + self.max_stream_age_seconds * jitter
 
     async def Stream(  # noqa: N802 - gRPC method name
         self,
@@ -65,6 +83,7 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
         logger.info("agent {} on node {} connected from {}", hello.agent_id, node, peer)
         accepted = 0
         clean = False
+        deadline = self._stream_deadline()
         try:
             if self.settings is not None:
                 yield tm.RelayMessage(settings=self.settings)
@@ -72,12 +91,22 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
                 if not message.HasField("report"):
                     self.metrics.rejected.labels("invalid").inc()
                     continue
-                if self._ingest(message.report, hello):
+                if self.exporter is not None and not await self.exporter.wait_for_room():
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "remote-write queue full")
+                outcome = self._ingest(message.report, hello)
+                if outcome is Outcome.ACCEPTED:
                     accepted += 1
+                if self.exporter is not None and outcome in EXPORTED:
+                    self.exporter.submit(message.report)
                 yield tm.RelayMessage(ack=tm.Ack(sequence=message.report.sequence))
+                if time.monotonic() >= deadline:
+                    self.metrics.streams_rotated.inc()
+                    break
             clean = True
         finally:
             self.store.disconnected(node)
+            if clean:
+                self.store.leave(node)
             self.metrics.connected_agents.dec()
             how = "clean" if clean else "lost"
             self.metrics.streams_closed.labels(how).inc()
@@ -103,22 +132,23 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
             return None
         return first.hello
 
-    def _ingest(self, report: tm.Metrics, hello: tm.Hello) -> bool:
+    def _ingest(self, report: tm.Metrics, hello: tm.Hello) -> Outcome | None:
+        """The store's outcome, or None when the report failed validation."""
         started = time.perf_counter()
         try:
             reason = validate(report, hello)
             if reason is not None:
                 self.metrics.rejected.labels(reason).inc()
-                return False
+                return None
             for what, count in enforce_limits(report, self.limits).items():
                 self.metrics.truncations.labels(what).inc(count)
             outcome = self.store.accept(report)
             if outcome is not Outcome.ACCEPTED:
                 self.metrics.rejected.labels(outcome.value).inc()
-                return False
+                return outcome
             self.metrics.received.inc()
             age = time.time() - report.collected_at_unix_nanos / 1e9
             self.metrics.report_age.observe(max(age, 0.0))
-            return True
+            return outcome
         finally:
             self.metrics.ingest_duration.observe(time.perf_counter() - started)

@@ -96,6 +96,17 @@ class NodeStore:
             self._connections.pop(node, None)
             self._disconnected_at[node] = self._clock()
 
+    def leave(self, node: str) -> None:
+        """A stream of the node closed cleanly: unless another one is open, drop it now.
+
+        The agent ended the stream on purpose (stopping, or moving to another relay
+        after a max-age close), so keeping its last report for a grace period would
+        only make two relays serve the node at once.
+        """
+        with self._lock:
+            if node not in self._connections:
+                self._nodes.pop(node, None)
+
     def snapshot(self) -> list[NodeView]:
         """Live nodes, dropping those past their grace period."""
         now = self._clock()

@@ -1,0 +1,117 @@
+"""What waits to be sent to one receiver: compressed blocks, bounded in bytes and age.
+
+A block is one snappy-compressed `WriteRequest` of one report's samples. Ingest puts
+blocks (and waits for room first, so a full queue holds back acknowledgements rather
+than growing); sender shards take them, and mark each one done when the receiver took
+it or it was dropped. The memory queue is lost with the process; the disk queue
+(relay/export/diskqueue.py) is not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+DropCounter = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    payload: bytes  # snappy-compressed WriteRequest
+    samples: int
+    node: str
+    collected_ms: int  # the report's collection time, the timestamp of every sample in it
+    appended_at: float = 0.0  # Unix seconds when queued, for the age bound
+    offset: int = -1  # position in the disk queue; -1 in memory
+
+
+class Queue(Protocol):
+    max_bytes: int
+
+    def put(self, block: Block) -> None: ...
+
+    def get(self, timeout: float) -> Block | None:
+        """The oldest block not handed out yet, or None after `timeout` seconds."""
+
+    def done(self, block: Block) -> None:
+        """The block was sent or dropped: forget it."""
+
+    def expired(self, block: Block) -> bool: ...
+
+    @property
+    def bytes(self) -> int:
+        """Compressed bytes held, handed-out blocks included."""
+
+    @property
+    def samples(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryQueue:
+    """Blocks in a deque; a block older than `max_age` seconds is dropped when reached."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        max_age: float,
+        on_drop: DropCounter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._on_drop = on_drop
+        self._clock = clock
+        self._blocks: deque[Block] = deque()
+        self._bytes = 0
+        self._samples = 0
+        self._ready = threading.Condition()
+
+    def put(self, block: Block) -> None:
+        with self._ready:
+            self._blocks.append(block)
+            self._bytes += len(block.payload)
+            self._samples += block.samples
+            self._ready.notify()
+
+    def get(self, timeout: float) -> Block | None:
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while True:
+                while self._blocks:
+                    block = self._blocks.popleft()
+                    if not self.expired(block):
+                        return block
+                    self._forget(block)
+                    self._on_drop(block.samples)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._ready.wait(remaining)
+
+    def done(self, block: Block) -> None:
+        with self._ready:
+            self._forget(block)
+
+    def _forget(self, block: Block) -> None:
+        self._bytes -= len(block.payload)
+        self._samples -= block.samples
+
+    def expired(self, block: Block) -> bool:
+        return self._clock() - block.appended_at > self.max_age
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def samples(self) -> int:
+        return self._samples
+
+    def close(self) -> None:
+        with self._ready:
+            self._ready.notify_all()
