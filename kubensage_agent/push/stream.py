@@ -2,12 +2,16 @@
 
 On any break the stream is rebuilt after a jittered backoff and every report not yet
 acknowledged is sent again, oldest first; the relay drops repeats by sequence number.
+When the relay ends the stream cleanly (it does so at its max connection age, so agents
+spread over the replicas behind a load balancer), a new stream on a new connection
+follows after a short random pause instead of the error backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,9 @@ from kubensage_common.backoff import Backoff
 IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 2.0
+# Pause before reconnecting after the relay ended a stream cleanly: enough to spread a
+# fleet rotated at once, far below one collection interval.
+ROTATION_PAUSE_SECONDS = 0.5
 
 
 class StreamSender:
@@ -62,7 +69,10 @@ class StreamSender:
             first = False
             try:
                 await self._one_stream()
-                problem = "relay closed the stream"
+                if not self._stopping:
+                    logger.info("relay {} ended the stream; reconnecting", self.relay_address)
+                    await asyncio.sleep(random.uniform(0, ROTATION_PAUSE_SECONDS))
+                continue
             except grpc.aio.AioRpcError as exc:
                 problem = f"stream broke: {exc.code().name} {exc.details()}"
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -101,6 +111,8 @@ class StreamSender:
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            # a new stream gets a new connection, which the load balancer may send elsewhere
+            ("grpc.use_local_subchannel_pool", 1),
         ]
         metadata = self._metadata()
         async with self._channel(options) as channel:

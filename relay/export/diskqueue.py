@@ -31,7 +31,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from relay.export.queue import Block, DropCounter
+from relay.export.queue import Block, DropCounter, Turns
 
 HEADER = struct.Struct("<IIdIqH")  # payload, crc32, appended_at, samples, collected_ms, node
 CRC_FROM = 8  # the CRC covers the header after itself, the node name and the payload
@@ -76,6 +76,7 @@ class DiskQueue:
         self._before_delete = before_delete
         self._clock = clock
         self._ready = threading.Condition()
+        self._turns = Turns(self._ready)
         self._inflight: dict[int, tuple[int, int]] = {}  # offset -> (end, samples)
         self._bytes = 0
         self._samples = 0
@@ -215,6 +216,7 @@ class DiskQueue:
                 self._settle(total, samples)
                 continue
             self._inflight[offset] = (offset + total, samples)
+            self._turns.handed_out(block)
             return block
         return None
 
@@ -230,6 +232,10 @@ class DiskQueue:
                 return
             end, samples = self._inflight.pop(block.offset)
             self._settle(end - block.offset, samples)
+            self._turns.finished(block)
+
+    def wait_turn(self, block: Block, timeout: float) -> bool:
+        return self._turns.wait(block, timeout)
 
     def _settle(self, total: int, samples: int) -> None:
         self._bytes -= total

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 DropCounter = Callable[[int], None]
@@ -26,7 +26,44 @@ class Block:
     node: str
     collected_ms: int  # the report's collection time, the timestamp of every sample in it
     appended_at: float = 0.0  # Unix seconds when queued, for the age bound
-    offset: int = -1  # position in the disk queue; -1 in memory
+    offset: int = -1  # position in its queue, unique while queued
+
+
+class Turns:
+    """Blocks of one node are sent one at a time, in queue order, whichever shards hold them.
+
+    Every series of a node is in each of its blocks, so this keeps samples oldest first
+    per series at the receiver while different nodes' blocks go out in parallel. The
+    oldest block of a node out of the queue is always free to go, so shards cannot
+    wait on each other in a circle. Callers hold the queue's condition.
+    """
+
+    def __init__(self, condition: threading.Condition) -> None:
+        self._condition = condition
+        self._out: dict[str, deque[int]] = {}
+
+    def handed_out(self, block: Block) -> None:
+        self._out.setdefault(block.node, deque()).append(block.offset)
+
+    def finished(self, block: Block) -> None:
+        out = self._out.get(block.node)
+        if out is None or block.offset not in out:
+            return
+        out.remove(block.offset)
+        if not out:
+            del self._out[block.node]
+        self._condition.notify_all()
+
+    def wait(self, block: Block, timeout: float) -> bool:
+        """True once `block` is its node's oldest out, False after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._out.get(block.node, deque((block.offset,)))[0] != block.offset:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
 
 
 class Queue(Protocol):
@@ -39,6 +76,9 @@ class Queue(Protocol):
 
     def done(self, block: Block) -> None:
         """The block was sent or dropped: forget it."""
+
+    def wait_turn(self, block: Block, timeout: float) -> bool:
+        """Wait until no older block of the same node is out (see Turns)."""
 
     def expired(self, block: Block) -> bool: ...
 
@@ -70,10 +110,13 @@ class MemoryQueue:
         self._bytes = 0
         self._samples = 0
         self._ready = threading.Condition()
+        self._turns = Turns(self._ready)
+        self._next_offset = 0
 
     def put(self, block: Block) -> None:
         with self._ready:
-            self._blocks.append(block)
+            self._blocks.append(replace(block, offset=self._next_offset))
+            self._next_offset += 1
             self._bytes += len(block.payload)
             self._samples += block.samples
             self._ready.notify()
@@ -85,6 +128,7 @@ class MemoryQueue:
                 while self._blocks:
                     block = self._blocks.popleft()
                     if not self.expired(block):
+                        self._turns.handed_out(block)
                         return block
                     self._forget(block)
                     self._on_drop(block.samples)
@@ -96,6 +140,10 @@ class MemoryQueue:
     def done(self, block: Block) -> None:
         with self._ready:
             self._forget(block)
+            self._turns.finished(block)
+
+    def wait_turn(self, block: Block, timeout: float) -> bool:
+        return self._turns.wait(block, timeout)
 
     def _forget(self, block: Block) -> None:
         self._bytes -= len(block.payload)

@@ -6,6 +6,8 @@ request bounded by the receiver's timeout. The remote-write rules: a 2xx is done
 (a Retry-After answer sets the wait instead); any other 4xx means the receiver will
 never take the block, so it is dropped, counted and the answer logged once. A block
 that outlives the queue's max age while being retried is dropped and counted.
+Blocks of one node go out one after the other (the queue's turns), so each series
+reaches the receiver oldest first even with several shards.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class Shard(threading.Thread):
         """Until the block is sent, refused, too old, or the relay stops (it stays queued)."""
         backoff = Backoff(self.policy.min_backoff_seconds, self.policy.max_backoff_seconds)
         url = self.receiver.display
+        while not self.queue.wait_turn(block, GET_TIMEOUT_SECONDS):
+            if self.stopping.is_set():
+                return
         while not self.stopping.is_set():
             if self.queue.expired(block):
                 self.metrics.dropped.inc(block.samples)
