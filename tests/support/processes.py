@@ -91,7 +91,29 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-class Prometheus(Service):
+class PromQL:
+    """The Prometheus query API, which VictoriaMetrics serves as well."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql, **({"time": str(at)} if at is not None else {})}
+        status, body = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
+        assert status == 200, body
+        return list(json.loads(body)["data"]["result"])
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Any]:
+        params = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": step})
+        status, body = http_get(f"{self.url}/api/v1/query_range?{params}")
+        assert status == 200, body
+        return list(json.loads(body)["data"]["result"])
+
+
+class Prometheus(Service, PromQL):
     def __init__(self, log_dir: Path, targets: list[str], scrape_interval: str = "1s") -> None:
         self.port = free_port()
         config = log_dir / "prometheus.yml"
@@ -114,23 +136,6 @@ class Prometheus(Service):
             ],
             log_dir,
         )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        status, body = http_get(
-            f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        )
-        assert status == 200, body
-        return list(json.loads(body)["data"]["result"])
-
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Any]:
-        params = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": step})
-        status, body = http_get(f"{self.url}/api/v1/query_range?{params}")
-        assert status == 200, body
-        return list(json.loads(body)["data"]["result"])
 
 
 class RelayProcess:
