@@ -42,9 +42,9 @@ INTERVAL = 1.0
 HIGHEST = "kubensage_relay_remote_write_highest_sent_timestamp_seconds"
 
 
-def metric(url: str, name: str, **labels: str) -> float:
+def metric(metrics_url: str, name: str, **labels: str) -> float:
     """One sample of a relay's /metrics (0 when absent)."""
-    status, body = http_get(url)
+    status, body = http_get(metrics_url)
     if status != 200:
         return 0.0
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
