@@ -77,6 +77,9 @@ class StreamSender:
                 problem = f"stream broke: {exc.code().name} {exc.details()}"
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     problem = f"refused our credentials ({exc.details()}); check --token-file"
+            except asyncio.InvalidStateError:
+                # the relay ended the call (e.g. refused our token) while we were writing
+                problem = "ended the stream while we were writing"
             except (OSError, TimeoutError, grpc.aio.UsageError) as exc:
                 problem = f"unreachable: {exc!r}"
             if self._stopping:

@@ -23,6 +23,8 @@ HELLO_TIMEOUT_SECONDS = 30.0
 EXPORTED = frozenset({Outcome.ACCEPTED, Outcome.OUTDATED})
 # Each stream's max age varies by this fraction, so agents moved together do not return together.
 AGE_JITTER = 0.1
+# How long an ended request stream waits to learn whether it was a half-close or a cancel.
+CANCEL_SETTLE_SECONDS = 0.2
 
 
 def validate(report: tm.Metrics, hello: tm.Hello) -> str | None:
@@ -102,7 +104,11 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
                 if time.monotonic() >= deadline:
                     self.metrics.streams_rotated.inc()
                     break
-            clean = True
+            else:
+                # a cancelled call or a cut connection ends the iterator too, and the
+                # handler's cancellation follows at once: give it the chance to surface
+                await asyncio.sleep(CANCEL_SETTLE_SECONDS)
+            clean = not context.cancelled()
         finally:
             self.store.disconnected(node)
             if clean:
@@ -111,7 +117,11 @@ class IngestService(telemetry_pb2_grpc.IngestServicer):
             how = "clean" if clean else "lost"
             self.metrics.streams_closed.labels(how).inc()
             logger.info(
-                "stream of node {} closed {} after {} accepted reports", node, how, accepted
+                "stream of node {} closed {} after {} accepted reports (highest sequence {})",
+                node,
+                how,
+                accepted,
+                self.store.highest_sequence(hello.agent_id),
             )
 
     async def _hello(

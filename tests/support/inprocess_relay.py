@@ -23,16 +23,25 @@ class InProcessRelay:
         credentials: grpc.ServerCredentials | None = None,
         tokens: TokenFile | None = None,
         max_message_bytes: int | None = None,
+        max_stream_age_seconds: float = 0.0,
+        server_options: list[tuple[str, int]] | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
         self.metrics = RelayMetrics(self.registry)
         options = (
             [("grpc.max_receive_message_length", max_message_bytes)] if max_message_bytes else []
-        )
+        ) + (server_options or [])
         self.server = grpc.aio.server(options=options)
         telemetry_pb2_grpc.add_IngestServicer_to_server(
-            IngestService(self.store, self.metrics, settings, tokens=tokens), self.server
+            IngestService(
+                self.store,
+                self.metrics,
+                settings,
+                tokens=tokens,
+                max_stream_age_seconds=max_stream_age_seconds,
+            ),
+            self.server,
         )
         target = f"127.0.0.1:{port}"
         self.port = (
