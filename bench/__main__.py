@@ -15,6 +15,7 @@ from loguru import logger
 
 from bench.agent import agent_benchmarks
 from bench.relay import ingest, kube_cache, scrape
+from bench.remote_write import remote_write
 from bench.table import Results, write_markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +40,8 @@ def main() -> None:
         ingest(results, workdir)
         scrape(results, workdir)
         kube_cache(results, workdir)
+        print("remote write:", flush=True)
+        remote_write(results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started
