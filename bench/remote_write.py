@@ -21,7 +21,7 @@ from bench.procstat import cpu_seconds, rss_bytes
 from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
-from tests.support.load import node_report, percentile, run_load
+from tests.support.load import node_report, percentile, run_load, send_for_ack
 from tests.support.processes import RelayProcess, Service, free_port, http_get
 from tests.support.tsdb import VictoriaMetrics
 
@@ -78,15 +78,8 @@ async def _paced_agent(address: str, index: int, start: float, result: Paced) ->
                 result.late_rounds += 1  # the relay held acks back longer than an interval
             template.sequence = round_index + 1
             template.collected_at_unix_nanos = time.time_ns()
-            sent = time.perf_counter()
-            await call.write(tm.AgentMessage(report=template))
-            while True:
-                answer = await call.read()
-                if answer is grpc.aio.EOF:
-                    raise RuntimeError("relay ended the stream")
-                if answer.HasField("ack"):
-                    break
-            result.ack_latencies.append(time.perf_counter() - sent)
+            _, latency = await send_for_ack(call, template)
+            result.ack_latencies.append(latency)
             result.acked += 1
         await call.done_writing()
         await call.code()

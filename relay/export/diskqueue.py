@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from relay.export.queue import Block, DropCounter, Turns
+from relay.export.queue import Block, DropCounter, Held
 
 HEADER = struct.Struct("<IIdIqH")  # payload, crc32, appended_at, samples, collected_ms, node
 CRC_FROM = 8  # the CRC covers the header after itself, the node name and the payload
@@ -54,7 +53,7 @@ def _record(block: Block) -> bytes:
     return struct.pack("<II", len(block.payload), zlib.crc32(rest)) + rest
 
 
-class DiskQueue:
+class DiskQueue(Held):
     def __init__(
         self,
         directory: Path,
@@ -67,19 +66,12 @@ class DiskQueue:
         before_delete: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(max_bytes, max_age, on_drop, clock)
         self.directory = directory
-        self.max_bytes = max_bytes
-        self.max_age = max_age
         self.segment_bytes = min(MAX_SEGMENT_BYTES, max(MIN_SEGMENT_BYTES, max_bytes // 16))
-        self._on_drop = on_drop
         self._on_corrupt = on_corrupt
         self._before_delete = before_delete
-        self._clock = clock
-        self._ready = threading.Condition()
-        self._turns = Turns(self._ready)
         self._inflight: dict[int, tuple[int, int]] = {}  # offset -> (end, samples)
-        self._bytes = 0
-        self._samples = 0
         self._dirty = False
         directory.mkdir(parents=True, exist_ok=True)
         self._starts = sorted(
@@ -234,9 +226,6 @@ class DiskQueue:
             self._settle(end - block.offset, samples)
             self._turns.finished(block)
 
-    def wait_turn(self, block: Block, timeout: float) -> bool:
-        return self._turns.wait(block, timeout)
-
     def _settle(self, total: int, samples: int) -> None:
         self._bytes -= total
         self._samples -= samples
@@ -251,17 +240,6 @@ class DiskQueue:
         while len(self._starts) > 1 and self._starts[1] <= committed:
             self._before_delete()
             self._path(self._starts.pop(0)).unlink(missing_ok=True)
-
-    def expired(self, block: Block) -> bool:
-        return self._clock() - block.appended_at > self.max_age
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    @property
-    def samples(self) -> int:
-        return self._samples
 
     def sync(self) -> None:
         with self._ready:

@@ -92,7 +92,37 @@ class Queue(Protocol):
     def close(self) -> None: ...
 
 
-class MemoryQueue:
+class Held:
+    """What both queues count and bound: bytes and samples held, and the age limit."""
+
+    def __init__(
+        self, max_bytes: int, max_age: float, on_drop: DropCounter, clock: Callable[[], float]
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._on_drop = on_drop
+        self._clock = clock
+        self._bytes = 0
+        self._samples = 0
+        self._ready = threading.Condition()
+        self._turns = Turns(self._ready)
+
+    def expired(self, block: Block) -> bool:
+        return self._clock() - block.appended_at > self.max_age
+
+    def wait_turn(self, block: Block, timeout: float) -> bool:
+        return self._turns.wait(block, timeout)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def samples(self) -> int:
+        return self._samples
+
+
+class MemoryQueue(Held):
     """Blocks in a deque; a block older than `max_age` seconds is dropped when reached."""
 
     def __init__(
@@ -102,15 +132,8 @@ class MemoryQueue:
         on_drop: DropCounter,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.max_bytes = max_bytes
-        self.max_age = max_age
-        self._on_drop = on_drop
-        self._clock = clock
+        super().__init__(max_bytes, max_age, on_drop, clock)
         self._blocks: deque[Block] = deque()
-        self._bytes = 0
-        self._samples = 0
-        self._ready = threading.Condition()
-        self._turns = Turns(self._ready)
         self._next_offset = 0
 
     def put(self, block: Block) -> None:
@@ -142,23 +165,9 @@ class MemoryQueue:
             self._forget(block)
             self._turns.finished(block)
 
-    def wait_turn(self, block: Block, timeout: float) -> bool:
-        return self._turns.wait(block, timeout)
-
     def _forget(self, block: Block) -> None:
         self._bytes -= len(block.payload)
         self._samples -= block.samples
-
-    def expired(self, block: Block) -> bool:
-        return self._clock() - block.appended_at > self.max_age
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    @property
-    def samples(self) -> int:
-        return self._samples
 
     def close(self) -> None:
         with self._ready:

@@ -38,6 +38,21 @@ class LoadResult:
     seconds: float = 0.0
 
 
+IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
+
+
+async def send_for_ack(call: IngestCall, report: tm.Metrics) -> tuple[int, float]:
+    """Send one report and wait for the next ack: its sequence and the seconds it took."""
+    started = time.perf_counter()
+    await call.write(tm.AgentMessage(report=report))
+    while True:
+        answer = await call.read()
+        if answer is grpc.aio.EOF:
+            raise RuntimeError("relay ended the stream early")
+        if answer.HasField("ack"):
+            return answer.ack.sequence, time.perf_counter() - started
+
+
 async def stream_reports(
     address: str,
     hello: tm.Hello,
@@ -54,17 +69,10 @@ async def stream_reports(
         call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
         await call.write(tm.AgentMessage(hello=hello))
         for message in reports:
-            started = time.perf_counter()
-            await call.write(tm.AgentMessage(report=message))
             result.sent += 1
-            while True:
-                answer = await call.read()
-                if answer is grpc.aio.EOF:
-                    raise RuntimeError("relay ended the stream early")
-                if answer.HasField("ack"):
-                    break
-            result.ack_latencies.append(time.perf_counter() - started)
-            if answer.ack.sequence == message.sequence:
+            acked, latency = await send_for_ack(call, message)
+            result.ack_latencies.append(latency)
+            if acked == message.sequence:
                 result.acked += 1
         if not end_cleanly:
             call.cancel()
