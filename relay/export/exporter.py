@@ -228,9 +228,11 @@ class Exporter:
         if left:
             logger.warning("remote write stopped with {} samples unsent (memory queue)", left)
         self._stopping.set()
+        # a shard in the middle of a request finishes it (bounded by the request timeout)
+        deadline = time.monotonic() + max(r.timeout_seconds for r in self.config.receivers) + 1
         for thread in [*self._shards, self._housekeeping]:
             if thread.is_alive():
-                thread.join(timeout=max(r.timeout_seconds for r in self.config.receivers) + 1)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for queue in self._queues:
             queue.close()
         self.order.save()

@@ -25,6 +25,7 @@ from tests.conftest import require
 from tests.support.balancer import RoundRobinBalancer
 from tests.support.containerd import Containerd
 from tests.support.cri_driver import CriDriver
+from tests.support.load import run_load
 from tests.support.processes import (
     RelayProcess,
     Service,
@@ -380,3 +381,22 @@ def _runs(times: list[float], gap: float = 0.6) -> list[list[float]]:
         else:
             stretches.append([t])
     return stretches
+
+
+def test_a_remote_write_only_relay_serves_its_own_health_and_not_the_nodes(tmp_path: Path) -> None:
+    with ScriptedReceiver() as receiver:
+        args = ("--remote-write-url", receiver.url, "--no-expose-node-series")
+        with RelayProcess(tmp_path, "relay-rw-only", *args) as relay:
+            result = asyncio.run(
+                run_load(relay.address, agents=2, reports=2, containers=3, end_cleanly=False)
+            )
+            assert result.errors == [] and result.acked == 4
+            sent = "kubensage_relay_remote_write_samples_total"
+            eventually(lambda: metric(relay.metrics_url, sent, outcome="sent", url=receiver.url))
+            body = http_get(relay.metrics_url)[1]
+            health = http_get(f"http://127.0.0.1:{relay.http}/healthz")[0]
+    names = {s.labels[0].value for s in receiver.taken()}
+    assert "kubensage_container_cpu_usage_seconds_total" in names
+    assert health == 200
+    assert "kubensage_relay_reports_received_total 4.0" in body
+    assert "kubensage_node_" not in body and "kubensage_container_" not in body
