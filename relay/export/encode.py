@@ -27,7 +27,7 @@ NAME_LABEL = "__name__"
 # Family names come from the declarations, plus the few a report names (meminfo fields):
 # bounded so a report full of odd names cannot grow the cache.
 NAME_CACHE_LIMIT = 4096
-_DOUBLE = struct.Struct("<d")
+_pack_double = struct.Struct("<d").pack
 _LABEL_TAG = b"\x0a"  # TimeSeries.labels = 1, and Label.name = 1 (length-delimited)
 _VALUE_TAG = b"\x12"  # Label.value = 2 and TimeSeries.samples = 2 (length-delimited)
 _SERIES_TAG = b"\x0a"  # WriteRequest.timeseries = 1
@@ -130,11 +130,30 @@ class RemoteWriteSink:
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
     ) -> None:
         if labels is None:
-            body = self._before_name + self._names.get(name) + self._after_name
+            body = b"".join(
+                (
+                    self._before_name,
+                    self._names.get(name),
+                    self._after_name,
+                    self._sample_head,
+                    _pack_double(value),
+                    self._time_suffix,
+                )
+            )
         else:
-            body = self._labels_with(name, labels)
-        body += self._sample_head + _DOUBLE.pack(value) + self._time_suffix
-        self.series.append(_SERIES_TAG + varint(len(body)) + body)
+            body = b"".join(
+                (
+                    self._labels_with(name, labels),
+                    self._sample_head,
+                    _pack_double(value),
+                    self._time_suffix,
+                )
+            )
+        size = len(body)
+        if 0x80 <= size < 0x4000:  # the usual series: a two-byte length, written in place
+            self.series.append(b"\x0a" + bytes(((size & 0x7F) | 0x80, size >> 7)) + body)
+        else:
+            self.series.append(_SERIES_TAG + varint(size) + body)
 
     def _labels_with(self, name: str, labels: Mapping[str, str]) -> bytes:
         """The slow path for families with labels of their own (a CPU mode, a device...)."""
