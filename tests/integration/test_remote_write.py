@@ -14,6 +14,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,18 @@ def agent(workdir: Path, relay: str, node: str, cri: str, state: Path) -> Servic
     )
 
 
-def raw_times(db: VictoriaMetrics | PrometheusReceiver, selector: str, since: float) -> list[float]:
-    """The sample timestamps of one series since `since`, as stored (no query step)."""
+def raw_samples(
+    db: VictoriaMetrics | PrometheusReceiver, selector: str, since: float
+) -> list[tuple[float, float]]:
+    """One series' samples since `since` as stored (no query step): (time, value)."""
     now = time.time()
     result = db.query(f"{selector}[{int(now - since) + 1}s]", at=now)
     assert len(result) == 1, result
-    return [float(t) for t, _ in result[0]["values"]]
+    return [(float(t), float(v)) for t, v in result[0]["values"]]
+
+
+def raw_times(db: VictoriaMetrics | PrometheusReceiver, selector: str, since: float) -> list[float]:
+    return [t for t, _ in raw_samples(db, selector, since)]
 
 
 def newest(db: VictoriaMetrics | PrometheusReceiver, selector: str) -> float:
@@ -91,10 +98,34 @@ def newest(db: VictoriaMetrics | PrometheusReceiver, selector: str) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-def largest_gap(times: list[float], start: float, end: float) -> tuple[float, int]:
-    """The longest stretch of [start, end] without a sample (its edges included)."""
-    inside = [start, *(t for t in times if start <= t <= end), end]
-    return max(b - a for a, b in itertools.pairwise(inside)), len(inside) - 2
+@dataclass
+class Coverage:
+    """What a receiver holds of one node over a window."""
+
+    samples: int  # of the container series
+    reports: int  # of the node's sequence series (one per report)
+    lost_reports: int  # sequence numbers missing between consecutive samples
+    holes: list[float]  # stretches over two intervals the agent did collect in
+
+
+def coverage(
+    container: list[float], sequences: list[tuple[float, float]], start: float, end: float
+) -> Coverage:
+    """A stretch longer than two intervals is a hole unless the agent made no report in it
+    (consecutive sequence numbers on both sides: a loaded machine can skip a tick)."""
+    sequence_at = dict(sequences)
+    around = [t for t in container if start - 10 <= t <= end + 10]
+    holes = []
+    for before, after in itertools.pairwise([start - 10, *around, end + 10]):
+        if after < start or before > end or after - before <= 2 * INTERVAL + 0.5:
+            continue
+        made = sequence_at.get(after, 0) - sequence_at.get(before, -10)
+        if made != 1:
+            holes.append(after - before)
+    in_window = sorted(v for t, v in sequences if start <= t <= end)
+    lost = sum(int(b - a - 1) for a, b in itertools.pairwise(in_window))
+    samples = sum(1 for t in container if start <= t <= end)
+    return Coverage(samples, len(in_window), lost, holes)
 
 
 @pytest.fixture
@@ -170,9 +201,13 @@ def test_a_relay_outage_leaves_no_gap_in_the_receivers(
             )
             for db in receivers
         ]
-        gaps = {
-            type(db).__name__: largest_gap(
-                raw_times(db, selector, down_from - 20), down_from - 5, up_at + 5
+        sequence = 'kubensage_relay_node_last_sequence{node="rw-node",cluster="it"}'
+        held = {
+            type(db).__name__: coverage(
+                raw_times(db, selector, down_from - 30),
+                raw_samples(db, sequence, down_from - 30),
+                down_from - 5,
+                up_at + 5,
             )
             for db in receivers
         }
@@ -182,16 +217,16 @@ def test_a_relay_outage_leaves_no_gap_in_the_receivers(
             second.stop()
         first.stop()
         driver.remove_pod(pod)
-    print(
-        f"relay down {up_at - down_from:.0f} s; relay B wrote {written:.0f} reports; "
-        f"largest gap and samples over the outage: {gaps}"
-    )
+    print(f"relay down {up_at - down_from:.0f} s; relay B wrote {written:.0f} reports; {held}")
     assert written >= OUTAGE_SECONDS - 5  # the backlog went out through relay B
     assert failed == [0, 0]
-    for name, (gap, count) in gaps.items():
-        # one interval may be missing at each edge of the outage, none inside it
-        assert gap <= 2 * INTERVAL + 0.5, name
-        assert count >= (up_at - down_from) + 10 - 4 * INTERVAL, name
+    for name, seen in held.items():
+        assert seen.lost_reports == 0, name  # every report the agent made is there
+        # each with the container's sample (a CRI call timing out on a loaded machine costs
+        # a report its container figures, by design, so allow for one or two)
+        assert seen.samples >= seen.reports - 2, name
+        assert seen.holes == [], name  # and no stretch the agent collected in is empty
+        assert seen.reports >= (up_at - down_from) / 2, name
 
 
 @pytest.mark.slow
