@@ -32,6 +32,7 @@ INTERVAL = float(os.environ.get("BENCH_RW_INTERVAL", "10"))
 ROUNDS = int(os.environ.get("BENCH_RW_ROUNDS", "6"))
 PROFILE = os.environ.get("BENCH_RW_PROFILE", "native")
 SCRAPES = int(os.environ.get("BENCH_RW_SCRAPES", "3"))
+NODES_PER_CONNECTION = 50
 SHARED = "generator, relay, VictoriaMetrics and vmagent share the machine's cores"
 RELAY_FLAGS = (
     "--no-kube-enrichment",
@@ -60,43 +61,48 @@ class Paced:
     ack_latencies: list[float] = field(default_factory=list)
 
 
-async def _paced_agent(address: str, index: int, start: float, result: Paced) -> None:
+async def _paced_agent(channel: grpc.aio.Channel, index: int, start: float, result: Paced) -> None:
     """One node: a report every interval on a shared grid, each acknowledged before the next."""
     node, agent_id = f"rw-node-{index:05d}", f"rw-agent-{index:05d}"
     template = node_report(node, agent_id, 1, CONTAINERS)
     template.health.interval_seconds = INTERVAL
     offset = (index / max(NODES, 1)) * INTERVAL  # nodes spread over the interval, as in life
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
-        await call.write(tm.AgentMessage(hello=tm.Hello(agent_id=agent_id, node_name=node)))
-        for round_index in range(ROUNDS):
-            due = start + offset + round_index * INTERVAL
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -INTERVAL:
-                result.late_rounds += 1  # the relay held acks back longer than an interval
-            template.sequence = round_index + 1
-            template.collected_at_unix_nanos = time.time_ns()
-            _, latency = await send_for_ack(call, template)
-            result.ack_latencies.append(latency)
-            result.acked += 1
-        await call.done_writing()
-        await call.code()
+    call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
+    await call.write(tm.AgentMessage(hello=tm.Hello(agent_id=agent_id, node_name=node)))
+    for round_index in range(ROUNDS):
+        due = start + offset + round_index * INTERVAL
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -INTERVAL:
+            result.late_rounds += 1  # the relay held acks back longer than an interval
+        template.sequence = round_index + 1
+        template.collected_at_unix_nanos = time.time_ns()
+        _, latency = await send_for_ack(call, template)
+        result.ack_latencies.append(latency)
+        result.acked += 1
+    await call.done_writing()
+    await call.code()
 
 
 async def _feed_paced(address: str) -> Paced:
+    """Every node at once; NODES_PER_CONNECTION streams share a connection (file limits)."""
     result = Paced()
     start = time.time() + 2
+    channels = [grpc.aio.insecure_channel(address) for _ in range(0, NODES, NODES_PER_CONNECTION)]
 
     async def guarded(index: int) -> None:
         try:
-            await _paced_agent(address, index, start, result)
+            await _paced_agent(channels[index // NODES_PER_CONNECTION], index, start, result)
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
             result.errors.append(f"node {index}: {exc}")
 
     budget = ROUNDS * INTERVAL * 4 + 120
-    await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(NODES))), budget)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(guarded(i) for i in range(NODES))), budget)
+    finally:
+        for channel in channels:
+            await channel.close()
     return result
 
 
