@@ -65,7 +65,8 @@ def cli() -> None:
     "--node-grace-period",
     type=click.FloatRange(min=0),
     default=30.0,
-    help="Seconds a node stays after its stream closed or it fell silent for 3 intervals.",
+    help="Seconds a node stays after its stream was lost or it fell silent for 3 intervals "
+    "(a stream the agent closed cleanly drops the node at once).",
 )
 @option(
     "--agent-interval",

@@ -1,8 +1,9 @@
 """The latest report per node, with duplicate suppression and expiry of silent nodes.
 
 Prometheus sees exactly what the newest report of each live node says: pods and
-containers absent from it are gone at once; a node disappears a grace period after
-its stream closed or after it has been silent for three of its intervals.
+containers absent from it are gone at once; a node disappears at once when its
+stream closed cleanly (`leave`), else a grace period after its stream was lost or
+after it has been silent for three of its intervals.
 """
 
 from __future__ import annotations
