@@ -10,6 +10,13 @@ of a report share one timestamp suffix.
 
 Labels follow what a scraping Prometheus stores: sorted by name, empty values left
 out, external labels added only where the series has no label of that name.
+
+A row (a container, a pod's interface...) that was in a node's previous report and is
+not in this one has ended: its series get the staleness marker at this report's time,
+as a scraping Prometheus writes it when a series leaves a target and as the protocol
+asks of senders. Rows are told apart by a hash of their subject and labels, so a relay
+keeps a few dozen bytes per row of each node, and the previous report (which the
+store holds anyway) is walked again only when a row ended.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ _VALUE_TAG = b"\x12"  # Label.value = 2 and TimeSeries.samples = 2 (length-delim
 _SERIES_TAG = b"\x0a"  # WriteRequest.timeseries = 1
 _SAMPLE_VALUE_TAG = b"\x09"  # Sample.value = 1 (fixed64)
 _SAMPLE_TIME_TAG = b"\x10"  # Sample.timestamp = 2 (varint)
+STALE_NAN = struct.unpack("<d", (0x7FF0000000000002).to_bytes(8, "little"))[0]
 
 
 _SMALL = [bytes((n,)) for n in range(0x80)]
@@ -99,6 +107,7 @@ class RemoteWriteSink:
         names: NamePieces,
     ) -> None:
         self.series: list[bytes] = []
+        self.rows: set[int] = set()  # a hash of each row's subject and labels
         self._external = dict(external_labels)
         self._names = names
         time_suffix = _SAMPLE_TIME_TAG + varint(timestamp_ms)
@@ -110,6 +119,7 @@ class RemoteWriteSink:
         self._pieces: dict[tuple[str, str], bytes] = {}
         self._before_name = b""
         self._after_name = b""
+        self._row_key = 0
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
         merged = {**self._external, **labels} if self._external else dict(labels)
@@ -119,6 +129,8 @@ class RemoteWriteSink:
         piece = self._piece
         self._before_name = b"".join([piece(item) for item in ordered[:split]])
         self._after_name = b"".join([piece(item) for item in ordered[split:]])
+        self._row_key = hash((subject.name, self._before_name, self._after_name))
+        self.rows.add(self._row_key)
 
     def _piece(self, item: tuple[str, str]) -> bytes:
         piece = self._pieces.get(item)
@@ -163,16 +175,57 @@ class RemoteWriteSink:
         return b"".join([piece(item) for item in sorted(merged.items()) if item[1]])
 
 
+class StaleSink(RemoteWriteSink):
+    """Writes the staleness marker for every sample of the rows that ended, nothing else."""
+
+    def __init__(
+        self,
+        ended: set[int],
+        timestamp_ms: int,
+        external_labels: Mapping[str, str],
+        names: NamePieces,
+    ) -> None:
+        super().__init__(timestamp_ms, external_labels, names)
+        self._ended = ended
+        self._ending = False
+
+    def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
+        super().row(subject, labels)
+        self._ending = self._row_key in self._ended
+
+    def sample(
+        self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
+    ) -> None:
+        if self._ending:
+            super().sample(family, name, labels, STALE_NAN)
+
+
 def encode_node(
     profiles: Sequence[Profile],
     context: NodeContext,
     external_labels: Mapping[str, str],
     names: NamePieces,
-) -> list[bytes]:
-    """Every sample of one node's report, each an encoded `TimeSeries` with one sample."""
+) -> RemoteWriteSink:
+    """Every sample of one node's report, each an encoded `TimeSeries` with one sample
+    (`.series`), and the report's rows (`.rows`)."""
     timestamp_ms = context.report.collected_at_unix_nanos // 1_000_000
     sink = RemoteWriteSink(timestamp_ms, external_labels, names)
     walk(profiles, context, sink)
+    return sink
+
+
+def stale_markers(
+    profiles: Sequence[Profile],
+    previous: NodeContext,
+    *,
+    ended: set[int],
+    timestamp_ms: int,
+    external_labels: Mapping[str, str],
+    names: NamePieces,
+) -> list[bytes]:
+    """Staleness markers at `timestamp_ms` for the series of `previous`'s rows that ended."""
+    sink = StaleSink(ended, timestamp_ms, external_labels, names)
+    walk(profiles, previous, sink)
     return sink.series
 
 

@@ -24,7 +24,7 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.logsetup import OnceLogger
 from relay.enrich.kube import Enrichment
 from relay.export.diskqueue import DiskQueue
-from relay.export.encode import NamePieces, batches, encode_node
+from relay.export.encode import NamePieces, batches, encode_node, stale_markers
 from relay.export.metrics import RemoteWriteMetrics
 from relay.export.order import Verdict, WriteOrder
 from relay.export.queue import Block, MemoryQueue, Queue
@@ -39,6 +39,13 @@ DEFAULT_MEMORY_QUEUE_BYTES = 256 * MIB
 DEFAULT_DISK_QUEUE_BYTES = 4096 * MIB
 ROOM_POLL_SECONDS = 0.1
 HOUSEKEEPING_SECONDS = 1.0
+FORGET_ROWS_AFTER_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    report: tm.Metrics  # usually the very report the store holds, so no extra memory
+    rows: set[int]
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class Exporter:
         self.once = OnceLogger()
         self.order = WriteOrder(config.queue_dir / "order.json" if config.queue_dir else None)
         self._names = NamePieces()
+        # per node, the last report written and its rows, for staleness markers
+        self._last: dict[str, _Written] = {}
+        self._last_lock = threading.Lock()
         self._stopping = threading.Event()
         self._queues: list[Queue] = []
         self._shards: list[Shard] = []
@@ -176,14 +186,8 @@ class Exporter:
         if verdict is not Verdict.WRITE:
             self.metrics.reports.labels(verdict.value).inc()
             return
-        view = NodeView(node, report.agent_id, report, time.time(), connected=True)
         try:
-            series = encode_node(
-                self.profiles,
-                NodeContext(view, self.enrichment),
-                self.config.external_labels,
-                self._names,
-            )
+            series = self._series(node, report, collected_ms)
         except Exception as exc:  # one odd report must not stop the stream
             self.metrics.reports.labels("error").inc()
             self.once.problem(f"encode:{node}", f"cannot encode node {node}: {exc!r}")
@@ -207,10 +211,47 @@ class Exporter:
         self.order.written(node, collected_ms)
         self.metrics.reports.labels(Verdict.WRITE.value).inc()
 
+    def _series(self, node: str, report: tm.Metrics, collected_ms: int) -> list[bytes]:
+        """The report's series, and staleness markers for the rows its predecessor had."""
+        external, names = self.config.external_labels, self._names
+        encoded = encode_node(self.profiles, self._context(report), external, names)
+        with self._last_lock:
+            previous = self._last.get(node)
+            self._last[node] = _Written(report, encoded.rows)
+        if previous is None or not previous.rows - encoded.rows:
+            return encoded.series
+        ended = previous.rows - encoded.rows
+        context = self._context(previous.report)
+        markers = stale_markers(
+            self.profiles,
+            context,
+            ended=ended,
+            timestamp_ms=collected_ms,
+            external_labels=external,
+            names=names,
+        )
+        return markers + encoded.series
+
+    def _context(self, report: tm.Metrics) -> NodeContext:
+        view = NodeView(report.node.name, report.agent_id, report, time.time(), connected=True)
+        return NodeContext(view, self.enrichment)
+
+    def _forget_silent_nodes(self) -> None:
+        """Row memory of nodes that stopped reporting here (they moved, or are gone)."""
+        horizon = (time.time() - FORGET_ROWS_AFTER_SECONDS) * 1e9
+        with self._last_lock:
+            for node, written in list(self._last.items()):
+                if written.report.collected_at_unix_nanos < horizon:
+                    del self._last[node]
+
     def _keep(self) -> None:
         """Flush disk queues and the write order about once a second."""
+        rounds = 0
         while not self._stopping.wait(HOUSEKEEPING_SECONDS):
             self._flush()
+            rounds += 1
+            if rounds % 60 == 0:
+                self._forget_silent_nodes()
 
     def _flush(self) -> None:
         for queue in self._queues:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
+import struct
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from relay.series.profiles import parse_profiles
 from tests.support.pki import CertificateAuthority
 from tests.support.processes import eventually, free_port
 from tests.support.receiver import Script, ScriptedReceiver
-from tests.support.reports import report
+from tests.support.reports import container, pod, report
 
 T0_MS = 1_760_000_000_000
 
@@ -312,3 +313,36 @@ def test_retry_after_header(header: str | None, seconds: float | None) -> None:
 
 def test_retry_after_as_a_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", 1445412480.0) == 10.0
+
+
+STALE = (0x7FF0000000000002).to_bytes(8, "little")
+
+
+def with_pods(ms: int, *names: str) -> tm.Metrics:
+    out = at(ms)
+    del out.pods[:]
+    out.pods.extend(pod(name, containers=[container("app", f"c-{name}")]) for name in names)
+    return out
+
+
+def test_series_of_a_pod_that_ended_get_the_staleness_marker(
+    receiver: ScriptedReceiver, exporter: Harness
+) -> None:
+    export = exporter.exporter
+    export.submit(with_pods(T0_MS, "web-1", "web-2"))
+    export.submit(with_pods(T0_MS + 1000, "web-1"))
+    export.submit(with_pods(T0_MS + 2000, "web-1"))
+    eventually(lambda: len(receiver.received) == 3, timeout=20)
+    first, second, third = (r.request for r in receiver.received)
+    assert first is not None and second is not None and third is not None
+
+    def labels(series: object) -> tuple[tuple[str, str], ...]:
+        return tuple((label.name, label.value) for label in series.labels)  # type: ignore[attr-defined]
+
+    ended = {labels(s) for s in first.timeseries if ("pod", "web-2") in labels(s)}
+    assert ended
+    stale = {labels(s) for s in second.timeseries if struct.pack("<d", s.samples[0].value) == STALE}
+    assert stale == ended  # every series of the pod that ended, and nothing else
+    assert {s.samples[0].timestamp for s in second.timeseries} == {T0_MS + 1000}
+    assert not any(struct.pack("<d", s.samples[0].value) == STALE for s in third.timeseries)
+    assert len(third.timeseries) == len(second.timeseries) - len(ended)

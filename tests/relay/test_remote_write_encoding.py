@@ -39,7 +39,7 @@ def decode(body: bytes) -> remote_pb2.WriteRequest:
 
 def encoded(profile: str, external: dict[str, str] | None = None) -> remote_pb2.WriteRequest:
     context = NodeContext(golden.view(), golden.GoldenEnrichment())
-    series = encode_node([PROFILES[profile]], context, external or {}, NamePieces())
+    series = encode_node([PROFILES[profile]], context, external or {}, NamePieces()).series
     return decode(b"".join(series))
 
 
@@ -99,7 +99,7 @@ def test_external_label_sorting_before_the_name_label() -> None:
 
 def test_batches_are_valid_write_requests_with_their_sample_counts() -> None:
     context = NodeContext(golden.view(), golden.GoldenEnrichment())
-    series = encode_node([PROFILES["native"]], context, {}, NamePieces())
+    series = encode_node([PROFILES["native"]], context, {}, NamePieces()).series
     parts = batches(series, 100)
     assert [count for _, count in parts][:-1] == [100] * (len(parts) - 1)
     assert sum(count for _, count in parts) == len(series)
