@@ -48,7 +48,7 @@ def test_a_stream_past_its_max_age_ends_cleanly_and_the_agent_resumes_without_lo
         f"{made} reports over {rotated:.0f} rotated streams, {sender.reconnects_total} reconnects"
     )
     assert rotated >= 2
-    assert sender.reconnects_total >= rotated
+    assert sender.reconnects_total >= rotated - 1  # the last rotation may meet our own stop
     assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
     assert relay.value("kubensage_relay_reports_received_total") == made  # each once, none lost
     assert sender.highest_acked == made
