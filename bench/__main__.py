@@ -17,6 +17,7 @@ from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
 from bench.hostile import decoding, under_attack
 from bench.relay import fleet_page, ingest, kube_cache, scrape
+from bench.remote_write import remote_write
 from bench.table import Results, write_markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +49,8 @@ def main() -> None:
         print("advisor:", flush=True)
         advisor_benchmarks(results, workdir)
         failover(results, workdir)
+        print("remote write:", flush=True)
+        remote_write(results, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - started

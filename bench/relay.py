@@ -33,8 +33,11 @@ GRACE = ("--node-grace-period", "3600", "--log-level", "warning")
 def _feed(address: str, nodes: int, containers: int) -> None:
     for start in range(0, nodes, 500):
         batch = min(500, nodes - start)
+        # streams are cancelled, not closed, so the nodes stay for the grace period
         result = asyncio.run(
-            run_load(address, batch, 1, containers, timeout=600, first_index=start)
+            run_load(
+                address, batch, 1, containers, timeout=600, first_index=start, end_cleanly=False
+            )
         )
         if result.errors:
             raise RuntimeError(f"feeding failed: {result.errors[:3]}")

@@ -67,6 +67,8 @@ def machine() -> list[str]:
         f"- containerd: {version(['containerd', '--version'])}",
         f"- node_exporter: {version(['prometheus-node-exporter', '--version'])}",
         f"- pushgateway: {version(['prometheus-pushgateway', '--version'])}",
+        "- VictoriaMetrics and vmagent: "
+        + version(["dpkg-query", "-W", "-f=${Version}", "victoria-metrics"]),
     ]
 
 

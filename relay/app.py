@@ -20,6 +20,8 @@ from kubensage_common.tls import server_credentials
 from relay.agentsettings import agent_settings
 from relay.enrich.health import EnrichmentHealth
 from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
+from relay.export.exporter import ExportConfig, Exporter
+from relay.export.metrics import RemoteWriteMetrics
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, WebConfig, protect
@@ -35,7 +37,7 @@ from relay.ingest.auth_tokenreview import (
 from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO, DecodeLimits
 from relay.ingest.limits import ReportLimits
 from relay.ingest.server import INGEST_SERVICE, add_ingest, server_options
-from relay.ingest.service import DEFAULT_RELOAD_SECONDS, IngestService
+from relay.ingest.service import AGE_JITTER, DEFAULT_RELOAD_SECONDS, IngestService
 from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
 from relay.state.store import (
@@ -77,6 +79,10 @@ class RelayConfig:
     kube_sync_timeout_seconds: float = 30.0
     kube_resync_seconds: float = 3600.0
     check_overrides: tuple[tm.CheckOverride, ...] = ()
+    expose_node_series: bool = True
+    export: ExportConfig | None = None
+    max_connection_age_seconds: float = 300.0
+    max_connection_age_grace_seconds: float = 60.0
 
 
 def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrichment:
@@ -148,8 +154,26 @@ def log_authentication(auth: Authenticators, listen_address: str) -> None:
         log("no agent authentication: any peer may report as any node")
 
 
+def _connection_age_options(config: RelayConfig) -> list[tuple[str, int]]:
+    """The transport's backstop behind the streams' own max age (see IngestService).
+
+    A stream ends itself cleanly after an ack once past its jittered age; the
+    connection's GOAWAY comes later, so it only cuts a stream whose agent sent
+    nothing for the whole grace period.
+    """
+    if config.max_connection_age_seconds <= 0:
+        return []
+    backstop = config.max_connection_age_seconds * (1 + 2 * AGE_JITTER)
+    return [
+        ("grpc.max_connection_age_ms", int(backstop * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000)),
+    ]
+
+
 def _grpc_server(config: RelayConfig, ingest: IngestService) -> tuple[grpc.aio.Server, int, str]:
-    server = grpc.aio.server(options=server_options(ingest.limits))
+    server = grpc.aio.server(
+        options=[*server_options(ingest.limits), *_connection_age_options(config)]
+    )
     add_ingest(server, ingest)
     host, port = split_host_port(config.listen_address)
     target = join_host_port(host, port)
@@ -174,9 +198,16 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     registry = CollectorRegistry()
     metrics = RelayMetrics(registry)
     enrichment = start_enrichment(config, registry)
-    nodes = NodeTextCache(
-        store, parse_profiles(config.metric_profile), enrichment, metrics.exposition_errors.inc
+    profiles = parse_profiles(config.metric_profile)
+    nodes = (
+        NodeTextCache(store, profiles, enrichment, metrics.exposition_errors.inc)
+        if config.expose_node_series
+        else None
     )
+    exporter = None
+    if config.export is not None:
+        exporter = Exporter(config.export, profiles, enrichment, RemoteWriteMetrics(registry))
+        exporter.start()
     settings = agent_settings(config.agent_interval_seconds, config.check_overrides)
     ingest = IngestService(
         store,
@@ -185,6 +216,8 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
         decode_limits(config),
         auth,
         reload_seconds=config.auth_reload_seconds,
+        exporter=exporter,
+        max_stream_age_seconds=config.max_connection_age_seconds,
     )
     server, grpc_port, grpc_host = _grpc_server(config, ingest)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -193,19 +226,20 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     for service in ("", INGEST_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    app = make_app(registry, nodes, ready=enrichment.ready)
+    app = make_app(registry, store, nodes, ready=enrichment.ready)
     if config.web.users:
         app = protect(app, BasicAuth(config.web.users))
     http_host, http_port = split_host_port(config.metrics_address)
     http = HttpServer(http_host, http_port, app, config.web.ssl_context())
     http.start()
     logger.info(
-        "relay ingest on {} ({}, {}), metrics on {}://{}/metrics (profile {})",
+        "relay ingest on {} ({}, {}), metrics on {}://{}/metrics ({}), profile {}",
         join_host_port(grpc_host, grpc_port),
         "TLS" if config.tls_cert_file else "plaintext",
         " + ".join(mode.mode for mode in auth.modes) or "no authentication",
         "https" if config.web.cert_file else "http",
         join_host_port(http_host, http.port),
+        "node series and relay health" if nodes is not None else "relay health only",
         config.metric_profile,
     )
 
@@ -218,6 +252,8 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     await health_servicer.enter_graceful_shutdown()
     await server.stop(SHUTDOWN_GRACE_SECONDS)
     ingest.close()
+    if exporter is not None:
+        await asyncio.to_thread(exporter.stop, SHUTDOWN_GRACE_SECONDS)
     http.stop()
     if isinstance(enrichment, KubeEnrichment):
         enrichment.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,9 @@ from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.agentsettings import parse_check_override
 from relay.app import RelayConfig, build_authenticators, serve
+from relay.export.exporter import ExportConfig
+from relay.export.receiver import Receiver, parse_external_labels
+from relay.export.sender import RetryPolicy
 from relay.expose.webconfig import WebConfig, load_web_config
 from relay.ingest.auth_tokenreview import DEFAULT_AUDIENCE, DEFAULT_SERVICE_ACCOUNTS
 from relay.ingest.decode import DEFAULT_MAX_COMPRESSION_RATIO
@@ -115,7 +119,8 @@ def _check_overrides(
     "--node-grace-period",
     type=click.FloatRange(min=0),
     default=30.0,
-    help="Seconds a node stays after its stream closed or it fell silent for 3 intervals.",
+    help="Seconds a node stays after its stream was lost or it fell silent for 3 intervals "
+    "(a stream the agent closed cleanly drops the node at once).",
 )
 @option(
     "--agent-interval",
@@ -247,6 +252,116 @@ def _check_overrides(
     default=3600.0,
     help="Seconds between full relists of each Kubernetes cache.",
 )
+@option(
+    "--expose-node-series/--no-expose-node-series",
+    default=True,
+    help="Serve the nodes' series on /metrics; off leaves /metrics to the relay's own "
+    "health, for a relay that only remote-writes.",
+)
+@option(
+    "--max-connection-age",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    help="Seconds (+-10% jitter) after which an agent stream ends cleanly and the agent "
+    "reconnects, so agents spread over replicas added by a scale-out; 0 never.",
+)
+@option(
+    "--max-connection-age-grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    help="Seconds a connection past its age (plus the jitter) may keep a silent stream "
+    "before the transport cuts it.",
+)
+@option(
+    "--remote-write-url",
+    multiple=True,
+    help="Prometheus remote-write receiver (Prometheus, Mimir, Thanos Receive, Cortex, "
+    "VictoriaMetrics); repeat for several, each with its own queue.",
+)
+@option(
+    "--external-label",
+    multiple=True,
+    help="NAME=VALUE added to every remote-written series that has no such label "
+    "(e.g. cluster=prod); repeatable.",
+)
+@option(
+    "--remote-write-queue-dir",
+    default=None,
+    help="Keep the remote-write queues on disk here (survives restarts and SIGKILL); "
+    "default: in memory.",
+)
+@option(
+    "--remote-write-queue-max-bytes",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Bound of each receiver's queue in compressed bytes; when reached, reports are "
+    "not acknowledged until there is room. 0: 256 MiB in memory, 4 GiB on disk.",
+)
+@option(
+    "--remote-write-queue-max-age",
+    type=click.FloatRange(min=1),
+    default=86400.0,
+    help="Seconds a block may wait in a queue; older ones are dropped and counted.",
+)
+@option(
+    "--remote-write-shards",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    help="Parallel senders (one connection each) per receiver.",
+)
+@option(
+    "--remote-write-max-samples-per-send",
+    type=click.IntRange(min=1),
+    default=10_000,
+    help="Largest number of samples in one request.",
+)
+@option(
+    "--remote-write-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    help="Seconds one request (connect, send, answer) may take.",
+)
+@option(
+    "--remote-write-max-backoff",
+    type=click.FloatRange(min=0.01),
+    default=5.0,
+    help="Longest wait between retries of a failed request (a Retry-After answer overrides).",
+)
+@option(
+    "--remote-write-bearer-token-file",
+    multiple=True,
+    help="Bearer token file for the receivers: once for all, or once per URL in order.",
+)
+@option(
+    "--remote-write-basic-auth-username",
+    multiple=True,
+    help="Basic auth user for the receivers: once for all, or once per URL.",
+)
+@option(
+    "--remote-write-basic-auth-password-file",
+    multiple=True,
+    help="File holding the basic auth password: once for all, or once per URL.",
+)
+@option(
+    "--remote-write-tls-ca-file",
+    multiple=True,
+    help="CA bundle verifying https receivers (default: system roots): once or per URL.",
+)
+@option(
+    "--remote-write-tls-cert-file",
+    multiple=True,
+    help="Client certificate for mutual TLS with the receivers: once or per URL.",
+)
+@option(
+    "--remote-write-tls-key-file",
+    multiple=True,
+    help="Key of --remote-write-tls-cert-file: once or per URL.",
+)
+@option(
+    "--remote-write-tls-server-name",
+    multiple=True,
+    help="Name the receiver's certificate must carry, when it differs from the URL's host.",
+)
 @logging_options
 @config_option()
 def serve_command(**options: Any) -> None:
@@ -265,6 +380,12 @@ def serve_command(**options: Any) -> None:
         web = load_web_config(options["web_config_file"]) if options["web_config_file"] else None
     except (OSError, ValueError) as exc:
         raise click.UsageError(f"--web-config-file: {exc}") from exc
+    try:
+        export = export_config(options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if export is None and not options["expose_node_series"]:
+        raise click.UsageError("--no-expose-node-series needs --remote-write-url")
     config = RelayConfig(
         listen_address=options["listen_address"],
         metrics_address=options["metrics_address"],
@@ -298,6 +419,10 @@ def serve_command(**options: Any) -> None:
         kube_sync_timeout_seconds=options["kube_sync_timeout"],
         kube_resync_seconds=options["kube_resync"],
         check_overrides=options["check_override"],
+        expose_node_series=options["expose_node_series"],
+        export=export,
+        max_connection_age_seconds=options["max_connection_age"],
+        max_connection_age_grace_seconds=options["max_connection_age_grace"],
     )
     if config.tls_client_ca_file and not config.tls_cert_file:
         raise click.UsageError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
@@ -306,6 +431,64 @@ def serve_command(**options: Any) -> None:
     except (OSError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     asyncio.run(serve(config, auth))
+
+
+RECEIVER_FLAGS = (
+    "bearer_token_file",
+    "basic_auth_username",
+    "basic_auth_password_file",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_server_name",
+)
+
+
+def _per_url(values: tuple[str, ...], urls: int, flag: str) -> list[str | None]:
+    """A receiver flag given once applies to every URL; else once per URL, in order."""
+    if not values:
+        return [None] * urls
+    if len(values) == 1:
+        return [values[0]] * urls
+    if len(values) != urls:
+        name = "--remote-write-" + flag.replace("_", "-")
+        raise ValueError(
+            f"{name} given {len(values)} times for {urls} URLs: give it once or per URL"
+        )
+    return list(values)
+
+
+def export_config(options: dict[str, Any]) -> ExportConfig | None:
+    urls: tuple[str, ...] = options["remote_write_url"]
+    if not urls:
+        given = [flag for flag in RECEIVER_FLAGS if options[f"remote_write_{flag}"]]
+        if given or options["external_label"] or options["remote_write_queue_dir"]:
+            raise ValueError("remote-write options given without --remote-write-url")
+        return None
+    per_url = {
+        flag: _per_url(options[f"remote_write_{flag}"], len(urls), flag) for flag in RECEIVER_FLAGS
+    }
+    receivers = tuple(
+        Receiver(
+            url,
+            timeout_seconds=options["remote_write_timeout"],
+            **{flag: values[index] for flag, values in per_url.items()},
+        )
+        for index, url in enumerate(urls)
+    )
+    queue_dir = options["remote_write_queue_dir"]
+    config = ExportConfig(
+        receivers=receivers,
+        external_labels=parse_external_labels(options["external_label"]),
+        queue_dir=Path(queue_dir) if queue_dir else None,
+        queue_max_bytes=options["remote_write_queue_max_bytes"],
+        queue_max_age_seconds=options["remote_write_queue_max_age"],
+        shards=options["remote_write_shards"],
+        max_samples_per_send=options["remote_write_max_samples_per_send"],
+        retry=RetryPolicy(max_backoff_seconds=options["remote_write_max_backoff"]),
+    )
+    config.validate()
+    return config
 
 
 def main() -> None:

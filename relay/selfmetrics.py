@@ -97,6 +97,12 @@ class RelayMetrics:
         )
         for how in STREAM_ENDINGS:
             self.streams_closed.labels(how)
+        self.streams_rotated = Counter(
+            "kubensage_relay_streams_rotated_total",
+            "Agent streams this relay ended cleanly at their max age, so agents reconnect "
+            "(through the load balancer) and spread over every replica.",
+            registry=registry,
+        )
         self.ingest_duration = Histogram(
             "kubensage_relay_ingest_duration_seconds",
             "Time to validate and store one report.",

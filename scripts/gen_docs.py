@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from relay.export.metrics import EXAMPLE_URL, RemoteWriteMetrics  # noqa: E402
 from relay.selfmetrics import RelayMetrics  # noqa: E402
 from relay.series.profiles import PROFILES  # noqa: E402
 from relay.series.spec import Family, Profile, Subject  # noqa: E402
@@ -65,6 +66,8 @@ def readme_tables() -> str:
 def _relay_families() -> list[tuple[str, str, str, str]]:
     registry = CollectorRegistry()
     RelayMetrics(registry)
+    # one example receiver, so the per-URL families list their labels
+    RemoteWriteMetrics(registry).receiver(EXAMPLE_URL, lambda: 0.0, lambda: 0.0, 0)
     rows = []
     for metric in registry.collect():
         labels = sorted({key for sample in metric.samples for key in sample.labels} - {"le"})
@@ -103,7 +106,8 @@ def reference() -> str:
     lines += [
         "## The relay's own health",
         "",
-        "Served by every relay whatever its profiles.",
+        "Served by every relay whatever its profiles; `kubensage_relay_remote_write_*` "
+        "when it remote-writes (`--remote-write-url`).",
         "",
         "| family | type | labels | help |",
         "|---|---|---|---|",

@@ -15,7 +15,7 @@ import yaml
 
 from advisor.cli import serve_command as advisor_serve
 from kubensage_agent.cli import run as agent_run
-from relay.cli import serve_command
+from relay.cli import export_config, serve_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -391,3 +391,33 @@ def test_shipped_scrapes_keep_the_instance_the_node_exporter_profile_sets() -> N
     monitor = yaml.safe_load((KUBE / "servicemonitor.yaml").read_text())
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["honorLabels"] is True
+
+
+def test_remote_write_overlay_runs_relays_with_their_queue_on_a_volume() -> None:
+    folder = KUBE / "remote-write"
+    (statefulset,) = [
+        d for d in yaml.safe_load_all((folder / "relay-statefulset.yaml").read_text())
+    ]
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate.validate(statefulset, kubernetes_validate.latest_version(), strict=True)
+    pod = statefulset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    context = serve_command.make_context("serve", list(container["args"][1:]))
+    export = export_config(context.params)
+    assert export is not None and export.queue_dir is not None
+    assert dict(export.external_labels) == {"cluster": "prod"}
+    assert context.params["expose_node_series"] is False
+    (mount,) = container["volumeMounts"]
+    assert str(export.queue_dir).startswith(mount["mountPath"] + "/")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == mount["name"]
+    overlay = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["..", "relay-statefulset.yaml"]
+    deleted = yaml.safe_load(overlay["patches"][0]["patch"])
+    assert (deleted["kind"], deleted["metadata"]["name"]) == ("Deployment", "kubensage-relay")
+    hpa = find("HorizontalPodAutoscaler", "kubensage-relay")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == statefulset["metadata"]["name"]
+    assert yaml.safe_load(overlay["patches"][1]["patch"])[0]["value"] == statefulset["kind"]
+    service = find("Service", "kubensage-relay")
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]

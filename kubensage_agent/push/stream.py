@@ -6,12 +6,16 @@ A report the relay refuses as such (too large, or undecodable: it says so in the
 trailing metadata) is dropped and counted, so one bad report cannot block the queue.
 When the token file changes (a projected ServiceAccount token is rotated) the stream
 is ended cleanly and opened again with the new token, before the old one expires.
+When the relay ends the stream cleanly (it does so at its max connection age, so agents
+spread over the replicas behind a load balancer), a new stream on a new connection
+follows after a short random pause instead of the error backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -47,6 +51,11 @@ def refused_a_report(exc: grpc.aio.AioRpcError) -> bool:
     # grpc.aio yields (key, value) pairs; the stubs describe the sync API's objects
     pairs = cast("Iterable[tuple[str, str]]", exc.trailing_metadata() or ())
     return REFUSED_REPORT_METADATA in list(pairs)
+
+
+# Pause before reconnecting after the relay ended a stream cleanly: enough to spread a
+# fleet rotated at once, far below one collection interval.
+ROTATION_PAUSE_SECONDS = 0.5
 
 
 class StreamSender:
@@ -94,7 +103,10 @@ class StreamSender:
                 if await self._one_stream():
                     logger.info("token file changed; reconnecting with the new token")
                     continue
-                problem = "relay closed the stream"
+                if not self._stopping:
+                    logger.info("relay {} ended the stream; reconnecting", self.relay_address)
+                    await asyncio.sleep(random.uniform(0, ROTATION_PAUSE_SECONDS))
+                continue
             except grpc.aio.AioRpcError as exc:
                 problem = self._problem(exc)
             except (OSError, TimeoutError, grpc.aio.UsageError) as exc:
@@ -166,6 +178,8 @@ class StreamSender:
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            # a new stream gets a new connection, which the load balancer may send elsewhere
+            ("grpc.use_local_subchannel_pool", 1),
         ]
         metadata = self._metadata()
         async with self._channel(options) as channel:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from kubensage_common.httpserver import StartResponse, WsgiApp, plain
 from relay.expose.fleet import fleet_routes
 from relay.expose.textcache import NodeTextCache
+from relay.state.store import NodeStore
 
 GZIP_LEVEL = 1  # scrapes are large and frequent: speed over the last percent of size
 # The classic text format, understood by every Prometheus release; metric and label names
@@ -34,14 +35,22 @@ def accepts_text(accept: str) -> bool:
 
 
 def make_app(
-    registry: CollectorRegistry, nodes: NodeTextCache, ready: Callable[[], bool]
+    registry: CollectorRegistry,
+    store: NodeStore,
+    nodes: NodeTextCache | None,
+    ready: Callable[[], bool],
 ) -> WsgiApp:
+    """`nodes` None: /metrics serves the relay's own health only (remote write carries the
+    rest); the fleet page lists the store's nodes either way."""
+
     def metrics(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not accepts_text(environ.get("HTTP_ACCEPT", "")):
             return plain(
                 start_response, "406 Not Acceptable", b"only text/plain; version=0.0.4 is served\n"
             )
-        body = generate_latest(registry) + nodes.text().encode()
+        body = generate_latest(registry)
+        if nodes is not None:
+            body += nodes.text().encode()
         headers = [("Content-Type", CONTENT_TYPE)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
@@ -50,7 +59,7 @@ def make_app(
         start_response("200 OK", headers)
         return [body]
 
-    pages = fleet_routes(nodes.store)
+    pages = fleet_routes(store)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -5,19 +5,23 @@ within limits and off the event loop. A stream ends, from outside its own readin
 when its credentials are no longer accepted (checked every reload interval) or when a
 newer stream takes over its node.
 
-Hook for history: every report the store accepts, current or late, is passed to
-`on_accepted(report, outcome)` before it is acknowledged; `outcome.late` tells a
-report that is kept for history but is not the node's current state.
+With remote write, every report the store accepts, current or late, is handed to the
+exporter before it is acknowledged, and no report is taken while the exporter's queue
+has no room: a report is acknowledged only once its samples are queued. A stream older
+than its max age (with jitter) ends itself cleanly after an ack, so agents spread over
+replicas added since they connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from loguru import logger
@@ -36,14 +40,27 @@ from relay.ingest.auth import (
 from relay.ingest.decode import DecodeError, DecodeLimits, MessageDecoder
 from relay.ingest.identity import hello_problem, report_problem
 from relay.selfmetrics import RelayMetrics
-from relay.state.store import NodeConflictError, NodeStore, Outcome, StreamClaim
+from relay.state.store import NodeConflictError, NodeStore, StreamClaim
 
 HELLO_TIMEOUT_SECONDS = 30.0
 DEFAULT_RELOAD_SECONDS = 60.0
 # Messages this small are decoded on the event loop: a thread hop would cost more.
 INLINE_DECODE_BYTES = 4096
 DECODE_THREADS = 2
+# Each stream's max age varies by this fraction, so agents moved together do not return together.
+AGE_JITTER = 0.1
+# How long an ended request stream waits to learn whether it was a half-close or a cancel:
+# grpcio ends the reads of a cancelled call or a cut connection as it ends a half-close.
+CANCEL_SETTLE_SECONDS = 0.2
 ServicerContext = grpc.aio.ServicerContext[bytes, tm.RelayMessage]
+
+
+class Exporter(Protocol):
+    """Where accepted reports go for history (remote write)."""
+
+    def wait_for_room(self) -> Awaitable[bool]: ...
+
+    def submit(self, report: tm.Metrics) -> None: ...
 
 
 class StreamEndedError(Exception):
@@ -95,7 +112,8 @@ class IngestService:
         auth: Authenticators | None = None,
         *,
         reload_seconds: float = DEFAULT_RELOAD_SECONDS,
-        on_accepted: Callable[[tm.Metrics, Outcome], None] | None = None,
+        exporter: Exporter | None = None,
+        max_stream_age_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -104,12 +122,20 @@ class IngestService:
         self.decoder = MessageDecoder(self.limits)
         self.auth = auth if auth is not None else Authenticators(())
         self.reload_seconds = reload_seconds
-        self.on_accepted = on_accepted
+        self.exporter = exporter
+        self.max_stream_age_seconds = max_stream_age_seconds
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._peer_log = FirstPerKey()
 
     def close(self) -> None:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _stream_deadline(self) -> float:
+        """When a stream ends itself (after an ack), so agents spread over new replicas."""
+        if self.max_stream_age_seconds <= 0:
+            return float("inf")
+        jitter = random.uniform(1 - AGE_JITTER, 1 + AGE_JITTER)
+        return time.monotonic() + self.max_stream_age_seconds * jitter
 
     async def Stream(self, _requests: object, context: ServicerContext) -> None:  # noqa: N802
         peer = Peer.from_context(context)
@@ -209,6 +235,7 @@ class IngestService:
         watcher = asyncio.create_task(self._revalidate(peer, node, control)) if self.auth else None
         ended = asyncio.create_task(control.wait())
         accepted, how = 0, "lost"
+        deadline = self._stream_deadline()
         try:
             if self.settings is not None:
                 await context.write(tm.RelayMessage(settings=self.settings))
@@ -217,10 +244,17 @@ class IngestService:
                 if not message.HasField("report"):
                     self.metrics.rejected.labels("invalid").inc()
                     continue
+                if self.exporter is not None and not await self.exporter.wait_for_room():
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "remote-write queue full")
                 if self._ingest(message.report, hello, claim):
                     accepted += 1
                 await context.write(tm.RelayMessage(ack=tm.Ack(sequence=message.report.sequence)))
-            how = "clean"
+                if time.monotonic() >= deadline:
+                    self.metrics.streams_rotated.inc()
+                    break
+            else:
+                await asyncio.sleep(CANCEL_SETTLE_SECONDS)
+            how = "lost" if context.cancelled() else "clean"
         except StreamEndedError:
             assert control.ending is not None
             how = control.ending.how
@@ -233,11 +267,15 @@ class IngestService:
             for task in (watcher, ended):
                 if task is not None:
                     task.cancel()
-            self.store.close_stream(claim)
+            self.store.close_stream(claim, clean=how == "clean")
             self.metrics.connected_agents.dec()
             self.metrics.streams_closed.labels(how).inc()
             logger.info(
-                "stream of node {} closed {} after {} accepted reports", node, how, accepted
+                "stream of node {} closed {} after {} accepted reports (highest sequence {})",
+                node,
+                how,
+                accepted,
+                self.store.highest_sequence(hello.agent_id),
             )
 
     async def _revalidate(self, peer: Peer, node: str, control: StreamControl) -> None:
@@ -269,8 +307,8 @@ class IngestService:
             if not outcome.accepted:
                 self.metrics.rejected.labels(outcome.value).inc()
                 return False
-            if self.on_accepted is not None:
-                self.on_accepted(report, outcome)
+            if self.exporter is not None:
+                self.exporter.submit(report)
             if outcome.late:
                 self.metrics.late.labels(outcome.value).inc()
                 return True

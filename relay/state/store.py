@@ -2,8 +2,10 @@
 sequence numbers that survive agent restarts.
 
 Prometheus sees exactly what the newest report of each live node says: pods and
-containers absent from it are gone at once; a node disappears a grace period after
-its stream closed or after it has been silent for three of its intervals.
+containers absent from it are gone at once; a node disappears at once when the
+stream holding it closed cleanly (the agent stopped, or moved to another relay after a
+max-age close), else a grace period after its stream was lost or after it has been
+silent for three of its intervals.
 
 Every report gets one `Outcome` from `accept`, the single decision of this module:
 - rejected (not acknowledged as data): a repeat of a sequence already taken, a
@@ -196,12 +198,18 @@ class NodeStore:
             self._connect(node)
         return Opened(claim, reset, replaced)
 
-    def close_stream(self, claim: StreamClaim) -> None:
+    def close_stream(self, claim: StreamClaim, *, clean: bool = False) -> None:
+        """The stream ended. A clean end of the stream that held the node, with no other
+        stream open for it, drops the node at once: keeping its last report for a grace
+        period would only make two relays serve it after the agent moved."""
         with self._lock:
             holder = self._holders.get(claim.node)
-            if holder is not None and holder.claim is claim:
+            held = holder is not None and holder.claim is claim
+            if held:
                 del self._holders[claim.node]
             self._disconnect(claim.node)
+            if clean and held and claim.node not in self._connections:
+                self._nodes.pop(claim.node, None)
 
     def _reporting(self, claim: StreamClaim, now: float) -> bool:
         return now - claim.reported_at <= SILENT_INTERVALS * claim.interval + self.grace_seconds

@@ -42,7 +42,14 @@ def send(address: str, sequence: int) -> None:
     r.pods[0].uid = "uid-checkout"
     result = LoadResult()
     asyncio.run(
-        stream_reports(address, tm.Hello(agent_id="agent-1", node_name="node-a"), [r], result)
+        # cancelled, not closed: the node stays on /metrics for the grace period
+        stream_reports(
+            address,
+            tm.Hello(agent_id="agent-1", node_name="node-a"),
+            [r],
+            result,
+            end_cleanly=False,
+        )
     )
     assert result.acked == 1
 

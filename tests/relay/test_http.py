@@ -41,7 +41,10 @@ def server() -> Iterator[str]:
         "127.0.0.1",
         0,
         make_app(
-            registry, NodeTextCache(store, parse_profiles("native"), NoEnrichment()), lambda: False
+            registry,
+            store,
+            NodeTextCache(store, parse_profiles("native"), NoEnrichment()),
+            lambda: False,
         ),
     )
     http.start()

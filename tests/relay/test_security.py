@@ -229,7 +229,8 @@ def test_metrics_endpoint_with_tls_and_basic_auth(pki: dict, tmp_path: Path) -> 
         protect(
             make_app(
                 registry,
-                NodeTextCache(NodeStore(30), parse_profiles("native"), NoEnrichment()),
+                empty := NodeStore(30),
+                NodeTextCache(empty, parse_profiles("native"), NoEnrichment()),
                 lambda: True,
             ),
             BasicAuth(web.users),

@@ -87,8 +87,10 @@ def attack(
     timeout: float = 60.0,
     hold_open: float = 0.0,
 ) -> Answer:
-    """Send raw messages on one stream; how the relay answered. With `hold_open`, the
-    stream stays open that long after the last message (for revocation)."""
+    """Send raw messages on one stream; how the relay answered. The stream is cancelled
+    once every report is acknowledged, as a lost connection would be (a half-close is a
+    clean close, which takes the node off the relay at once). With `hold_open`, the stream
+    stays open that long after the last message instead (for revocation)."""
     options = [("grpc.max_send_message_length", 64 << 20)]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
@@ -99,21 +101,31 @@ def attack(
         else grpc.insecure_channel(address, options=options, compression=compression)
     )
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    sent = list(messages)
+    reports = max(len(sent) - 1, 0)  # all but the hello
+    acknowledged = threading.Event()
 
     def requests() -> Iterable[bytes]:
-        yield from messages
-        time.sleep(hold_open)
+        yield from sent
+        acknowledged.wait(hold_open if hold_open else timeout)
 
     answer = Answer(grpc.StatusCode.OK, "")
     with channel:
         call = channel.stream_stream(STREAM, request_serializer=None, response_deserializer=None)
+        responses = call(requests(), timeout=timeout, metadata=metadata)
         try:
-            for raw in call(requests(), timeout=timeout, metadata=metadata):
+            for raw in responses:
                 message = tm.RelayMessage.FromString(raw)
                 if message.HasField("ack"):
                     answer.acks.append(message.ack.sequence)
+                if not hold_open and len(answer.acks) >= reports:
+                    acknowledged.set()
+                    responses.cancel()
         except grpc.RpcError as exc:
-            answer.code, answer.details = exc.code(), str(exc.details())
+            if not (acknowledged.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
+                answer.code, answer.details = exc.code(), str(exc.details())
+        finally:
+            acknowledged.set()
     return answer
 
 

@@ -6,7 +6,7 @@ accepts and refuses is what the relay process does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -15,9 +15,9 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.ingest.auth import Authenticator, Authenticators
 from relay.ingest.decode import DecodeLimits
 from relay.ingest.server import add_ingest, server_options
-from relay.ingest.service import IngestService
+from relay.ingest.service import Exporter, IngestService
 from relay.selfmetrics import RelayMetrics
-from relay.state.store import NodeStore, Outcome
+from relay.state.store import NodeStore
 
 
 class InProcessRelay:
@@ -33,7 +33,9 @@ class InProcessRelay:
         max_message_bytes: int | None = None,
         limits: DecodeLimits | None = None,
         reload_seconds: float = 60.0,
-        on_accepted: Callable[[tm.Metrics, Outcome], None] | None = None,
+        exporter: Exporter | None = None,
+        max_stream_age_seconds: float = 0.0,
+        extra_server_options: list[tuple[str, int]] | None = None,
     ) -> None:
         self.store = store if store is not None else NodeStore(grace_seconds=30)
         self.registry = CollectorRegistry()
@@ -48,9 +50,12 @@ class InProcessRelay:
             limits,
             Authenticators(modes),
             reload_seconds=reload_seconds,
-            on_accepted=on_accepted,
+            exporter=exporter,
+            max_stream_age_seconds=max_stream_age_seconds,
         )
-        self.server = grpc.aio.server(options=server_options(limits))
+        self.server = grpc.aio.server(
+            options=[*server_options(limits), *(extra_server_options or [])]
+        )
         add_ingest(self.server, self.service)
         target = f"127.0.0.1:{port}"
         self.port = (

@@ -38,26 +38,45 @@ class LoadResult:
     seconds: float = 0.0
 
 
+IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
+
+
+async def send_for_ack(call: IngestCall, report: tm.Metrics) -> tuple[int, float]:
+    """Send one report and wait for the next ack: its sequence and the seconds it took."""
+    started = time.perf_counter()
+    await call.write(tm.AgentMessage(report=report))
+    while True:
+        answer = await call.read()
+        if answer is grpc.aio.EOF:
+            raise RuntimeError("relay ended the stream early")
+        if answer.HasField("ack"):
+            return answer.ack.sequence, time.perf_counter() - started
+
+
 async def stream_reports(
-    address: str, hello: tm.Hello, reports: Iterable[tm.Metrics], result: LoadResult
+    address: str,
+    hello: tm.Hello,
+    reports: Iterable[tm.Metrics],
+    result: LoadResult,
+    end_cleanly: bool = True,
 ) -> None:
-    """One agent stream: hello, then each report, waiting for its ack before the next."""
+    """One agent stream: hello, then each report, waiting for its ack before the next.
+
+    A clean end makes the relay drop the node at once; `end_cleanly=False` cancels the
+    stream instead, as a vanished agent would, so the node stays for the grace period.
+    """
     async with grpc.aio.insecure_channel(address, compression=grpc.Compression.Gzip) as channel:
         call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
         await call.write(tm.AgentMessage(hello=hello))
         for message in reports:
-            started = time.perf_counter()
-            await call.write(tm.AgentMessage(report=message))
             result.sent += 1
-            while True:
-                answer = await call.read()
-                if answer is grpc.aio.EOF:
-                    raise RuntimeError("relay ended the stream early")
-                if answer.HasField("ack"):
-                    break
-            result.ack_latencies.append(time.perf_counter() - started)
-            if answer.ack.sequence == message.sequence:
+            acked, latency = await send_for_ack(call, message)
+            result.ack_latencies.append(latency)
+            if acked == message.sequence:
                 result.acked += 1
+        if not end_cleanly:
+            call.cancel()
+            return
         await call.done_writing()
         code = await call.code()
         if code != grpc.StatusCode.OK:
@@ -72,13 +91,18 @@ def _numbered(template: tm.Metrics, count: int) -> Iterator[tm.Metrics]:
 
 
 async def _agent(
-    address: str, index: int, reports: int, containers: int, result: LoadResult
+    address: str,
+    index: int,
+    reports: int,
+    containers: int,
+    result: LoadResult,
+    *,
+    end_cleanly: bool,
 ) -> None:
     node, agent_id = f"load-node-{index:04d}", f"load-agent-{index:04d}"
     template = node_report(node, agent_id, 1, containers)
-    await stream_reports(
-        address, tm.Hello(agent_id=agent_id, node_name=node), _numbered(template, reports), result
-    )
+    hello = tm.Hello(agent_id=agent_id, node_name=node)
+    await stream_reports(address, hello, _numbered(template, reports), result, end_cleanly)
 
 
 async def run_load(
@@ -89,6 +113,7 @@ async def run_load(
     *,
     timeout: float = 300.0,
     first_index: int = 0,
+    end_cleanly: bool = True,
 ) -> LoadResult:
     """`agents` concurrent streams, each sending `reports` reports, bounded by `timeout`."""
     result = LoadResult()
@@ -96,7 +121,7 @@ async def run_load(
 
     async def guarded(index: int) -> None:
         try:
-            await _agent(address, index, reports, containers, result)
+            await _agent(address, index, reports, containers, result, end_cleanly=end_cleanly)
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
             result.errors.append(f"agent {index}: {exc}")
 

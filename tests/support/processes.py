@@ -136,7 +136,29 @@ def agent_service(
     )
 
 
-class Prometheus(Service):
+class PromQL:
+    """The Prometheus query API, which VictoriaMetrics serves as well."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql, **({"time": str(at)} if at is not None else {})}
+        status, body = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
+        assert status == 200, body
+        return list(json.loads(body)["data"]["result"])
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Any]:
+        params = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": step})
+        status, body = http_get(f"{self.url}/api/v1/query_range?{params}")
+        assert status == 200, body
+        return list(json.loads(body)["data"]["result"])
+
+
+class Prometheus(Service, PromQL):
     """A Prometheus scraping `targets` as job kubensage, or the `scrape_configs` given
     (a YAML list as text) instead."""
 
@@ -171,24 +193,6 @@ class Prometheus(Service):
             ],
             log_dir,
         )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"query": promql}
-        if at is not None:
-            params["time"] = at
-        status, body = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
-        assert status == 200, body
-        return list(json.loads(body)["data"]["result"])
-
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Any]:
-        params = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": step})
-        status, body = http_get(f"{self.url}/api/v1/query_range?{params}")
-        assert status == 200, body
-        return list(json.loads(body)["data"]["result"])
 
 
 class RelayProcess:

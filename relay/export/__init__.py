@@ -1,0 +1,1 @@
+"""Remote write: each report's samples, at their collection time, to TSDB receivers."""
