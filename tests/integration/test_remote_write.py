@@ -150,7 +150,7 @@ def test_a_relay_outage_leaves_no_gap_in_the_receivers(
     driver: CriDriver,
 ) -> None:
     vm, prometheus = receivers
-    pod = driver.run_pod("rw-pod", namespace="rw", cgroup_parent=f"{containerd.cgroup_root}/rw")
+    pod = driver.run_pod("rw-pod", namespace="rw")  # a kubelet-style cgroup parent
     driver.run_container(pod, "rw-sleeper", "sleep 100000")
     grpc_port, http_port = free_port(), free_port()
 
