@@ -3,7 +3,8 @@
 # Installs only what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 PACKAGES=(make python3 python3-venv python3-dev gcc binutils containerd runc busybox-static
-          iproute2 prometheus prometheus-node-exporter prometheus-pushgateway)
+          iproute2 prometheus prometheus-node-exporter prometheus-pushgateway
+          containernetworking-plugins)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

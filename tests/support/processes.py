@@ -11,9 +11,11 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.25) -> Any:
@@ -92,16 +94,42 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 class Prometheus(Service):
-    def __init__(self, log_dir: Path, targets: list[str], scrape_interval: str = "1s") -> None:
+    """A real Prometheus scraping `targets` as job `job`, plus `other_jobs` (name -> targets);
+    with `rule_files`, it evaluates them every scrape interval."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        targets: list[str],
+        scrape_interval: str = "1s",
+        *,
+        job: str = "kubensage",
+        honor_labels: bool = False,
+        other_jobs: Mapping[str, list[str]] | None = None,
+        rule_files: Sequence[Path] = (),
+    ) -> None:
         self.port = free_port()
         config = log_dir / "prometheus.yml"
+        jobs = {job: targets, **(other_jobs or {})}
         config.write_text(
-            "global:\n"
-            f"  scrape_interval: {scrape_interval}\n"
-            f"  scrape_timeout: {scrape_interval}\n"
-            "scrape_configs:\n"
-            "  - job_name: kubensage\n"
-            f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": scrape_interval,
+                        "scrape_timeout": scrape_interval,
+                        "evaluation_interval": scrape_interval,
+                    },
+                    "rule_files": [str(path) for path in rule_files],
+                    "scrape_configs": [
+                        {
+                            "job_name": name,
+                            "honor_labels": honor_labels,
+                            "static_configs": [{"targets": addresses}],
+                        }
+                        for name, addresses in jobs.items()
+                    ],
+                }
+            )
         )
         super().__init__(
             "prometheus",
