@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from advisor.queries import CPU_USAGE, POD_GROUP, WORKING_SET, WORKLOAD_GROUP
 from relay.enrich.kube import NoEnrichment
 from relay.expose.textcache import NodeTextCache
+from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.reports import report
 
@@ -14,7 +15,7 @@ from tests.support.reports import report
 def test_usage_series_carry_every_grouping_label() -> None:
     store = NodeStore(grace_seconds=30)
     store.accept(report())
-    text = NodeTextCache(store, "native", NoEnrichment()).text()
+    text = NodeTextCache(store, parse_profiles("native"), NoEnrichment()).text()
     labels_by_name = {
         sample.name: set(sample.labels)
         for family in text_string_to_metric_families(text)

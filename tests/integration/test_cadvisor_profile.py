@@ -423,16 +423,23 @@ def test_the_mixin_rules_pass_promtool_and_evaluate_without_errors(scene: Scene)
 def test_the_cpu_usage_rule_shows_each_container_on_its_node(scene: Scene) -> None:
     scene.wait_for_window(f"container_cpu_usage_seconds_total{{{SPIN.matchers}}}")
     [cpu_group, *_] = mixin.rule_groups(WINDOW)
-    by_container = {
-        (labels["namespace"], labels["pod"], labels["container"]): (labels, cores)
-        for labels, cores in scene.series(cpu_group["rules"][0]["expr"])
-    }
-    assert {(w.namespace, w.pod, w.container) for w in WORKLOADS} <= set(by_container)
-    labels, cores = by_container[(SPIN.namespace, SPIN.pod, SPIN.container)]
+
+    def by_container() -> dict[tuple[str, str, str], tuple[dict[str, str], float]] | None:
+        found = {
+            (labels["namespace"], labels["pod"], labels["container"]): (labels, cores)
+            for labels, cores in scene.series(cpu_group["rules"][0]["expr"])
+        }
+        # every container, a restarted one too once it has two samples
+        return (
+            found if {(w.namespace, w.pod, w.container) for w in WORKLOADS} <= set(found) else None
+        )
+
+    rates = eventually(by_container)
+    labels, cores = rates[(SPIN.namespace, SPIN.pod, SPIN.container)]
     print(f"busy loop limited to 0.5 CPU: {cores:.3f} cores")
     assert labels == {"namespace": "limits", "pod": "throttled", "container": "spin", "node": NODE}
     assert 0.4 <= cores <= 0.55
-    assert by_container[(IDLE.namespace, IDLE.pod, IDLE.container)][1] < 0.05
+    assert rates[(IDLE.namespace, IDLE.pod, IDLE.container)][1] < 0.05
     # the rules loaded into Prometheus record the same: the rate, and the irate (from the
     # last two samples) averaging to it
     recorded = eventually(lambda: scene.series(f"{mixin.CPU_RULE}{{{SPIN.matchers}}}"))
