@@ -132,8 +132,31 @@ class Scene:
     def container_id(self, workload: Workload) -> str:
         return self.pods[workload.pod].containers[workload.container]
 
-    def series(self, promql: str) -> list[tuple[dict[str, str], float]]:
-        return [(r["metric"], float(r["value"][1])) for r in self.prometheus.query(promql)]
+    def series(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        return [(r["metric"], float(r["value"][1])) for r in self.prometheus.query(promql, at)]
+
+    def recorded(self, rule: dict[str, Any], workload: Workload) -> tuple[dict[str, str], float]:
+        """The newest sample a loaded recording rule wrote for `workload`, once it equals
+        the rule's expression evaluated by the test at that sample's time (the same data
+        at the same instant; a scrape still being stored while the rule ran can make one
+        sample differ, so a later one is taken then)."""
+
+        def consistent() -> tuple[dict[str, str], float] | None:
+            answer = self.prometheus.query(f"{rule['record']}{{{workload.matchers}}}")
+            if len(answer) != 1:
+                return None
+            sample = answer[0]
+            at, value = float(sample["value"][0]), float(sample["value"][1])
+            direct = [
+                evaluated
+                for labels, evaluated in self.series(rule["expr"], at)
+                if (labels["namespace"], labels["pod"], labels["container"])
+                == (workload.namespace, workload.pod, workload.container)
+            ]
+            return (sample["metric"], value) if direct == [value] else None
+
+        found: tuple[dict[str, str], float] = eventually(consistent)
+        return found
 
     def only(self, promql: str) -> tuple[dict[str, str], float]:
         found = self.series(promql)
@@ -442,9 +465,9 @@ def test_the_cpu_usage_rule_shows_each_container_on_its_node(scene: Scene) -> No
     assert rates[(IDLE.namespace, IDLE.pod, IDLE.container)][1] < 0.05
     # the rules loaded into Prometheus record the same: the rate, and the irate (from the
     # last two samples) averaging to it
-    recorded = eventually(lambda: scene.series(f"{mixin.CPU_RULE}{{{SPIN.matchers}}}"))
-    assert recorded[0][0]["node"] == NODE
-    assert recorded[0][1] == pytest.approx(cores, abs=0.05)
+    labels, recorded = scene.recorded(cpu_group["rules"][0], SPIN)
+    assert labels["node"] == NODE
+    assert 0.4 <= recorded <= 0.55
     irate = f"{mixin.CPU_IRATE_RULE}{{{SPIN.matchers}}}"
     scene.wait_for_window(irate)
     labels, mean = scene.only(f"avg_over_time({irate}[{WINDOW}])")
@@ -483,10 +506,8 @@ def test_the_memory_rules_equal_the_containers_cgroup(scene: Scene) -> None:
             cgroup.path,
         )
         assert value == pytest.approx(truth[family], rel=0.05, abs=MIB)
-        recorded = eventually(
-            lambda rule=rule: scene.series(f"{rule['record']}{{{READER.matchers}}}")
-        )
-        assert recorded[0][1] == pytest.approx(value, rel=0.05, abs=MIB)
+        recorded_labels, _ = scene.recorded(rule, READER)
+        assert recorded_labels["node"] == NODE
     # the Pod dashboard's memory table reads the same families per container
     for family in mixin.MEMORY_FAMILIES[1:]:
         panel = mixin.dashboard(mixin.pod_memory(family), WINDOW, READER.namespace, READER.pod)

@@ -147,10 +147,10 @@ class Prometheus(Service):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        status, body = http_get(
-            f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        )
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or `at` a unix time."""
+        params = {"query": promql} if at is None else {"query": promql, "time": str(at)}
+        status, body = http_get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
         assert status == 200, body
         return list(json.loads(body)["data"]["result"])
 
