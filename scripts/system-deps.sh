@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(make python3 python3-venv python3-dev gcc binutils containerd runc busybox-static
           iproute2 prometheus prometheus-node-exporter prometheus-pushgateway chromium fonts-dejavu-core
-          victoria-metrics)
+          victoria-metrics containernetworking-plugins)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -18,6 +18,12 @@ os.environ["KUBECONFIG"] = "/nonexistent/kubensage-tests/kubeconfig"
 os.environ.pop("KUBERNETES_SERVICE_HOST", None)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: takes a minute or more of real time (e.g. a whole real pipeline)"
+    )
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip when a real component is missing, but fail the run in CI, where it must exist."""
     if condition:

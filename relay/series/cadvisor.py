@@ -2,16 +2,17 @@
 
 Label set as the kubelet's /metrics/cadvisor: container, id (the cgroup path), image,
 name (the runtime's container id), namespace, pod, plus node, which a kubelet scrape
-adds by relabelling. Pod network series sit on the sandbox with an empty container
-and image, as cAdvisor's pause-container series do; block devices are named
-/dev/<kernel name> as cAdvisor names them. The kubernetes-mixin's rules, alerts and
-dashboards read these families unchanged.
+adds by relabelling. Pod network series sit on the sandbox (id its cgroup, name its
+id) with an empty container and image, as cAdvisor's pause-container series do; block
+devices are named /dev/<kernel name> as cAdvisor names them. The kubernetes-mixin's
+rules, alerts and dashboards read these families unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kubensage_api.telemetry import telemetry_pb2 as tm
 from relay.series.rows import ContainerRow, Item, PodRow
 from relay.series.spec import Family, Kind, Profile, Subject
 from relay.series.values import PSI_MEANINGS, item_field, present, psi_total, seconds
@@ -28,6 +29,18 @@ NETWORK = (
     ("transmit_packets_dropped", "transmit_drops", "packets dropped while transmitting"),
 )
 PSI_RESOURCE_NAMES = {"cpu": "CPU", "memory": "memory", "io": "IO"}
+
+
+def _sandbox_cgroup(pod: tm.Pod) -> str:
+    """The sandbox's cgroup as cAdvisor names it (its `id`): beside its containers' and
+    named as they are, with the sandbox's id (`<pod cgroup>/<id>` with cgroupfs,
+    `.../cri-containerd-<id>.scope` or `crio-<id>.scope` with systemd); the bare sandbox
+    id while no container's cgroup is known."""
+    for container in pod.containers:
+        parent, _, leaf = container.cgroup_path.rpartition("/")
+        if parent and container.id and container.id in leaf:
+            return f"{parent}/{leaf.replace(container.id, pod.sandbox_id)}"
+    return pod.sandbox_id
 
 
 def _device(row: Item[ContainerRow, Any]) -> str:
@@ -70,7 +83,7 @@ SANDBOX_INTERFACE: Subject[Item[PodRow, Any]] = Subject(
         "container": lambda r: "",
         "image": lambda r: "",
         "name": lambda r: r.parent.pod.sandbox_id,
-        "id": lambda r: r.parent.pod.sandbox_id,
+        "id": lambda r: _sandbox_cgroup(r.parent.pod),
         "interface": lambda r: r.item.name,
     },
 )

@@ -145,6 +145,48 @@ def test_cadvisor_profile_names_and_labels() -> None:
     assert not [k for k in got if k[0].startswith("kubensage_container")]
 
 
+SANDBOX = "5b1c0d7e"
+CONTAINER = "9f3a2c4d"
+
+
+@pytest.mark.parametrize(
+    ("container_cgroup", "sandbox_cgroup"),
+    [
+        # cgroupfs driver (containerd, CRI-O): the id is the cgroup's name
+        (
+            f"/kubepods/burstable/poduid-web/{CONTAINER}",
+            f"/kubepods/burstable/poduid-web/{SANDBOX}",
+        ),
+        # systemd driver: a scope per container, named after the runtime
+        (
+            f"/kubepods.slice/kubepods-pod1.slice/cri-containerd-{CONTAINER}.scope",
+            f"/kubepods.slice/kubepods-pod1.slice/cri-containerd-{SANDBOX}.scope",
+        ),
+        (
+            f"/kubepods.slice/kubepods-pod1.slice/crio-{CONTAINER}.scope",
+            f"/kubepods.slice/kubepods-pod1.slice/crio-{SANDBOX}.scope",
+        ),
+        # no cgroup known for any container: the sandbox's own id
+        ("", SANDBOX),
+    ],
+)
+def test_cadvisor_pod_network_id_is_the_sandboxs_cgroup(
+    container_cgroup: str, sandbox_cgroup: str
+) -> None:
+    """cAdvisor serves pod network on the sandbox (pause) container, whose `id` is its
+    cgroup: beside the pod's containers, named as they are."""
+    app = container("app", CONTAINER)
+    app.cgroup_path = container_cgroup
+    web = pod("web-1", containers=[app], sandbox_id=SANDBOX)
+    got = samples(scrape(store_with(report(pods=[web])), profile="cadvisor"))
+    [ids] = [
+        dict(labels)["id"]
+        for name, labels in got
+        if name == "container_network_receive_bytes_total"
+    ]
+    assert ids == sandbox_cgroup
+
+
 def test_both_profile_has_both_name_sets() -> None:
     names = {k[0] for k in samples(scrape(store_with(report()), profile="both"))}
     assert {

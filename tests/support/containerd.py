@@ -6,6 +6,7 @@ Everything it starts (containerd, its shims, overlay mounts) is torn down by `st
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,9 @@ from kubensage_api.cri import api_pb2, api_pb2_grpc
 from tests.support.oci_image import build_image_archive
 
 PAUSE_IMAGE = "docker.io/kubensage/pause:test"
+# Debian's containernetworking-plugins
+CNI_PLUGINS = Path("/usr/lib/cni")
+CNI_NETWORK = "kubensage-test"
 WORKLOAD_IMAGE = "docker.io/kubensage/busybox:test"
 
 CONFIG_TEMPLATE = """\
@@ -168,6 +172,39 @@ class Containerd:
                 root.mkdir(exist_ok=True)
                 (root / "blkio.throttle.write_bps_device").write_text(f"{device} {2**64 - 1}\n")
                 return
+
+    def enable_pod_network(self) -> str:
+        """Give pods in their own network namespace an `eth0` joined to the node by a veth
+        pair (CNI ptp with host-local addresses), as a node's CNI does; returns the node
+        side's address, which the pods can reach. Pods with host network are unaffected.
+
+        The subnet is from the benchmarking range 198.18.0.0/15, one /24 per test process;
+        removing a pod removes its veth and route (CNI DEL)."""
+        subnet = f"198.18.{os.getpid() % 256}"
+        for plugin in ("ptp", "host-local", "loopback"):
+            link = self.workdir / "cni" / "bin" / plugin
+            if not link.exists():
+                link.symlink_to(CNI_PLUGINS / plugin)
+        network = {
+            "cniVersion": "0.4.0",
+            "name": CNI_NETWORK,
+            "plugins": [
+                {
+                    "type": "ptp",
+                    "ipMasq": False,
+                    "ipam": {
+                        "type": "host-local",
+                        "subnet": f"{subnet}.0/24",
+                        "gateway": f"{subnet}.1",
+                        "dataDir": str(self.workdir / "cni" / "ipam"),
+                    },
+                }
+            ],
+        }
+        (self.workdir / "cni" / "conf" / "10-kubensage-test.conflist").write_text(
+            json.dumps(network)
+        )
+        return f"{subnet}.1"
 
     def favour_cpu(self) -> None:
         """Give the test's cgroup root the largest CPU weight, as a node gives kubepods

@@ -67,7 +67,10 @@ class CriDriver:
         namespace: str = "default",
         labels: dict[str, str] | None = None,
         qos: str = "besteffort",
+        host_network: bool = True,
     ) -> PodHandle:
+        """A pod in the node's network namespace, or with `host_network=False` in its own
+        (which needs the runtime's CNI: Containerd.enable_pod_network)."""
         uid = str(uuid.uuid4())
         config = api_pb2.PodSandboxConfig(
             metadata=api_pb2.PodSandboxMetadata(name=name, uid=uid, namespace=namespace),
@@ -80,7 +83,9 @@ class CriDriver:
             linux=api_pb2.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent(qos, uid),
                 security_context=api_pb2.LinuxSandboxSecurityContext(
-                    namespace_options=api_pb2.NamespaceOption(network=api_pb2.NODE)
+                    namespace_options=api_pb2.NamespaceOption(
+                        network=api_pb2.NODE if host_network else api_pb2.POD
+                    )
                 ),
             ),
         )
@@ -122,6 +127,11 @@ class CriDriver:
         )
         pod.containers[name] = created.container_id
         return created.container_id
+
+    def container_status(self, container_id: str) -> api_pb2.ContainerStatus:
+        return self.runtime.ContainerStatus(
+            api_pb2.ContainerStatusRequest(container_id=container_id), timeout=RPC_TIMEOUT
+        ).status
 
     def stop_container(self, container_id: str) -> None:
         self.runtime.StopContainer(

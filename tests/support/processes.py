@@ -13,9 +13,11 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.25) -> Any:
@@ -159,8 +161,9 @@ class PromQL:
 
 
 class Prometheus(Service, PromQL):
-    """A Prometheus scraping `targets` as job kubensage, or the `scrape_configs` given
-    (a YAML list as text) instead."""
+    """A real Prometheus scraping `targets` as job `job`, plus `other_jobs` (name -> targets),
+    or the `scrape_configs` given (a YAML list as text) instead; with `rule_files`, it
+    evaluates them every scrape interval."""
 
     def __init__(
         self,
@@ -168,19 +171,39 @@ class Prometheus(Service, PromQL):
         targets: list[str],
         scrape_interval: str = "1s",
         scrape_configs: str | None = None,
+        *,
+        job: str = "kubensage",
+        honor_labels: bool = False,
+        other_jobs: Mapping[str, list[str]] | None = None,
+        rule_files: Sequence[Path] = (),
     ) -> None:
         self.port = free_port()
         config = log_dir / "prometheus.yml"
-        if scrape_configs is None:
-            scrape_configs = (
-                "  - job_name: kubensage\n"
-                f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
-            )
+        jobs = {job: targets, **(other_jobs or {})}
+        scrapes = (
+            yaml.safe_load(scrape_configs)
+            if scrape_configs is not None
+            else [
+                {
+                    "job_name": name,
+                    "honor_labels": honor_labels,
+                    "static_configs": [{"targets": addresses}],
+                }
+                for name, addresses in jobs.items()
+            ]
+        )
         config.write_text(
-            "global:\n"
-            f"  scrape_interval: {scrape_interval}\n"
-            f"  scrape_timeout: {scrape_interval}\n"
-            "scrape_configs:\n" + scrape_configs
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": scrape_interval,
+                        "scrape_timeout": scrape_interval,
+                        "evaluation_interval": scrape_interval,
+                    },
+                    "rule_files": [str(path) for path in rule_files],
+                    "scrape_configs": scrapes,
+                }
+            )
         )
         super().__init__(
             "prometheus",
