@@ -22,9 +22,9 @@ from advisor.strategy import OK, Strategy
 from advisor.units import parse_cpu, parse_duration, parse_memory
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
+from kubensage_common.kubeclient import load_api_client
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.version import version_string
-from relay.enrich.kube import load_api_client
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NOTHING_TO_RECOMMEND = 3

@@ -15,11 +15,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import is_loopback, join_host_port, split_host_port
 from kubensage_common.httpserver import HttpServer
+from kubensage_common.kubeclient import load_api_client
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import server_credentials
 from relay.agentsettings import agent_settings
 from relay.enrich.health import EnrichmentHealth
-from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment, load_api_client
+from relay.enrich.kube import Enrichment, KubeEnrichment, NoEnrichment
 from relay.export.exporter import ExportConfig, Exporter
 from relay.export.metrics import RemoteWriteMetrics
 from relay.expose.http import make_app

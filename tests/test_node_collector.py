@@ -9,8 +9,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+import kubensage_agent.collectors.node as node_module
 from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.node import NodeCollector, default_node_name
 from kubensage_agent.collectors.node.registry import NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.parsers.mounts import parse_mounts
@@ -199,3 +200,14 @@ def test_disabled_collectors_are_skipped_and_unknown_names_refused(host_root: Pa
         NodeCollector(
             HostPaths(host_root), "n", CollectorErrors(), NodeSettings(frozenset({"nonsense"}))
         )
+
+
+def test_the_default_node_name_is_the_lowercased_hostname_unless_node_name_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kubernetes node names are lowercase; the relay refuses any other at hello."""
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    monkeypatch.setattr(node_module.socket, "gethostname", lambda: "Worker-7.Example.NET")
+    assert default_node_name() == "worker-7.example.net"
+    monkeypatch.setenv("NODE_NAME", "from-the-downward-api")
+    assert default_node_name() == "from-the-downward-api"

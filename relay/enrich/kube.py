@@ -6,16 +6,12 @@ enrichment is off (one log line) and everything else works from CRI data alone.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from kubernetes import client, config
-from kubernetes.config.config_exception import ConfigException
-from loguru import logger
+from kubernetes import client
 
 from relay.enrich.informer import Informer
 from relay.enrich.objects import (
@@ -70,27 +66,6 @@ def label_filter(allowlist: str) -> Callable[[str], bool]:
     if "*" in wanted:
         return lambda key: True
     return wanted.__contains__
-
-
-def load_api_client(kubeconfig: str | None) -> tuple[client.ApiClient, str] | None:
-    """(client, context cluster name) from the service account or a kubeconfig, else None."""
-    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        try:
-            config.load_incluster_config()
-            return client.ApiClient(), ""
-        except ConfigException as exc:
-            logger.warning("in-cluster Kubernetes config unusable: {}", exc)
-    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    if not Path(path).exists():
-        return None
-    configuration = client.Configuration()
-    try:
-        config.load_kube_config(config_file=path, client_configuration=configuration)
-        _, active = config.list_kube_config_contexts(config_file=path)
-    except (ConfigException, OSError, ValueError) as exc:
-        logger.warning("kubeconfig {} unusable: {}", path, exc)
-        return None
-    return client.ApiClient(configuration), str(active.get("context", {}).get("cluster", ""))
 
 
 class KubeEnrichment:

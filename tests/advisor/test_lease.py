@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from advisor.lease import Attempt, LeaderElector, LeaseConfig
-from relay.enrich.kube import load_api_client
+from kubensage_common.kubeclient import load_api_client
 from tests.support.fake_kube import FakeKubeApi
 
 

@@ -19,8 +19,9 @@ from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.httpserver import HttpServer
+from kubensage_common.kubeclient import load_api_client
 from kubensage_common.tls import channel_credentials, server_credentials
-from relay.enrich.kube import NoEnrichment, load_api_client
+from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
 from relay.expose.webconfig import BasicAuth, load_web_config, protect

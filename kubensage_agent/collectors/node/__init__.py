@@ -42,4 +42,5 @@ class NodeCollector:
 
 
 def default_node_name() -> str:
-    return os.environ.get("NODE_NAME") or socket.gethostname()
+    """$NODE_NAME, else the hostname lowercased as the kubelet names its node."""
+    return os.environ.get("NODE_NAME") or socket.gethostname().lower()
