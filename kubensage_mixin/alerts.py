@@ -114,7 +114,7 @@ class Alerts:
                     "warning",
                     "A kubensage agent's calls to the container runtime keep failing.",
                     "CRI calls of the agent on node {{ $labels.node }} have failed for 15 "
-                    "minutes ({{ $value | humanize }}/s): pod and container figures of that "
+                    "minutes ({{ printf \"%.2f\" $value }}/s): pod and container figures of that "
                     "node are partial or missing.",
                 ),
                 self.alert(
@@ -167,7 +167,7 @@ class Alerts:
                     "warning",
                     "A kubensage relay refuses reports.",
                     "Relay {{ $labels.instance }} has refused reports for 10 minutes "
-                    "(reason {{ $labels.reason }}, {{ $value | humanize }}/s): those reports "
+                    "(reason {{ $labels.reason }}, {{ printf \"%.2f\" $value }}/s): those reports "
                     "are not served nor written.",
                 ),
                 self.alert(
@@ -334,8 +334,8 @@ class Alerts:
                     "0m",
                     "warning",
                     "A container was OOM-killed.",
-                    f"{where} had {{{{ $value | humanize }}}} processes killed by the OOM "
-                    "killer in the last 10 minutes: it needs more memory than its limit.",
+                    f"{where} saw {{{{ $value | humanize }}}} OOM kills "
+                    "in the last 10 minutes: it needs more memory than its limit.",
                 ),
                 self.alert(
                     "KubensageContainerCPUThrottlingHigh",
