@@ -146,7 +146,7 @@ class Boards:
                 "Node check scripts in each state (ok, warning, critical, unknown); the "
                 "relay's fleet page shows the output of those not ok.",
                 Query(
-                    f"count by (state) ({per_node}, check, state) "
+                    f"count by (state) (max by ({c}, node, check, state) "
                     f"(kubensage_check_status{raw()}) == 1)",
                     "{{state}}",
                 ),

@@ -146,7 +146,6 @@ def query_variable(
         "type": "query",
         "datasource": DATASOURCE,
         "query": {"query": query, "refId": f"{name}-values"},
-        "definition": query,
         "refresh": 2,
         "sort": 1,
         "hide": 0,
@@ -207,7 +206,7 @@ def panel_queries(board: dict[str, Any]) -> list[tuple[str, list[str]]]:
 def variable_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
     """(variable name, its label_values query) for every query variable."""
     return [
-        (variable["name"], variable["definition"])
+        (variable["name"], variable["query"]["query"])
         for variable in board["templating"]["list"]
         if variable["type"] == "query"
     ]

@@ -16,8 +16,8 @@ from kubensage_agent.report import ReportBuilder
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.conftest import require
 from tests.integration.test_containerd_agent import builder_for, collect_json
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver, PodHandle, Resources
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver, PodHandle, Resources
 from tests.support.processes import eventually
 from tests.test_cgroup_collector import limits_of
 

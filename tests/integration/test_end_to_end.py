@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver
 from tests.support.processes import (
     Prometheus,
     RelayProcess,

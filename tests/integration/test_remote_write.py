@@ -24,8 +24,8 @@ from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.conftest import require
 from tests.support.balancer import RoundRobinBalancer
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver
 from tests.support.load import run_load
 from tests.support.processes import (
     RelayProcess,

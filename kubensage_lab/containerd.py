@@ -17,7 +17,7 @@ import psutil
 
 from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
 from kubensage_api.cri import api_pb2, api_pb2_grpc
-from tests.support.oci_image import build_image_archive
+from kubensage_lab.oci_image import build_image_archive
 
 PAUSE_IMAGE = "docker.io/kubensage/pause:test"
 WORKLOAD_IMAGE = "docker.io/kubensage/busybox:test"
