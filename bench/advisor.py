@@ -31,7 +31,7 @@ from tests.support.history import (
     history_prometheus,
     write_blocks,
 )
-from tests.support.processes import Service, eventually, free_port, http_get, python_module
+from kubensage_lab.processes import Service, eventually, free_port, http_get, python_module
 from tests.support.shapes import noise
 
 WORKLOADS = int(os.environ.get("BENCH_ADVISOR_WORKLOADS", "1000"))

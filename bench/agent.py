@@ -23,7 +23,7 @@ from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
 from kubensage_lab.containerd import Containerd
 from kubensage_lab.cri_driver import CriDriver
-from tests.support.processes import RelayProcess, Service, free_port, http_get, python_module
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, python_module
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
 NODE_CYCLES = int(os.environ.get("BENCH_NODE_CYCLES", "200"))

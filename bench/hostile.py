@@ -29,7 +29,7 @@ from tests.support.hostile import (
     report_envelope,
 )
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess
+from kubensage_lab.processes import RelayProcess
 from tests.support.reports import full_report
 
 HOSTILE_AGENTS = int(os.environ.get("BENCH_HOSTILE_AGENTS", "10"))

@@ -13,7 +13,7 @@ from bench.table import Results
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess, Service, free_port, http_get
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get
 
 MIB = 1024 * 1024
 INGEST_AGENTS = int(os.environ.get("BENCH_INGEST_AGENTS", "40"))

@@ -16,7 +16,7 @@ from kubensage_agent.checks.sandbox import Limits, PidsCgroups, RunCgroup, accou
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import eventually
+from kubensage_lab.processes import eventually
 
 
 @pytest.fixture

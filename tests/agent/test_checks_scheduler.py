@@ -14,7 +14,7 @@ from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import eventually
+from kubensage_lab.processes import eventually
 
 FAST = CheckDefaults(interval_seconds=1, timeout_seconds=10)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hostile import Answer, GoodAgent, memory_kib, sample, scrape
-from tests.support.processes import RelayProcess
+from kubensage_lab.processes import RelayProcess
 
 # The relay's peak resident memory under every attack below, against the manifest's 1 GiB.
 PEAK_RSS_BOUND_MIB = 300

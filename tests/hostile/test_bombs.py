@@ -33,7 +33,7 @@ from tests.support.hostile import (
     scrape,
     varint,
 )
-from tests.support.processes import RelayProcess
+from kubensage_lab.processes import RelayProcess
 from tests.support.reports import report
 
 MAX_LABEL_VALUE_BYTES = 1024  # the relay's default

@@ -20,7 +20,7 @@ from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken, pod
 from tests.support.hostile import Answer, GoodAgent, attack, hello_bytes, node_lines, report_bytes
 from tests.support.hostile import scrape as scrape_text
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import RelayProcess, eventually
+from kubensage_lab.processes import RelayProcess, eventually
 from tests.support.reports import report
 
 SERVER_NAME = "relay.test"

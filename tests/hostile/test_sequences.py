@@ -22,7 +22,7 @@ from tests.support.hostile import (
     sample,
     scrape,
 )
-from tests.support.processes import RelayProcess, eventually
+from kubensage_lab.processes import RelayProcess, eventually
 from tests.support.reports import report
 
 FAR_FUTURE = 2**62

@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import require
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.history import DAY, MIB, STEP, Series, build_history, history_prometheus
-from tests.support.processes import (
+from kubensage_lab.processes import (
     Prometheus,
     Service,
     eventually,

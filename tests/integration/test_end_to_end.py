@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import require
 from kubensage_lab.containerd import Containerd
 from kubensage_lab.cri_driver import CriDriver
-from tests.support.processes import (
+from kubensage_lab.processes import (
     Prometheus,
     RelayProcess,
     Service,

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess, http_get
+from kubensage_lab.processes import RelayProcess, http_get
 
 AGENTS, REPORTS, CONTAINERS = 200, 3, 110
 

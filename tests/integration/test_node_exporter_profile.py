@@ -34,7 +34,7 @@ from tests.support.node_exporter import (
     readme_not_served,
     scrape,
 )
-from tests.support.processes import (
+from kubensage_lab.processes import (
     Prometheus,
     RelayProcess,
     Service,

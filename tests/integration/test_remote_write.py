@@ -27,7 +27,7 @@ from tests.support.balancer import RoundRobinBalancer
 from kubensage_lab.containerd import Containerd
 from kubensage_lab.cri_driver import CriDriver
 from tests.support.load import run_load
-from tests.support.processes import (
+from kubensage_lab.processes import (
     RelayProcess,
     Service,
     eventually,

@@ -245,7 +245,7 @@ def test_dashboards_have_unique_ids_and_no_hard_coded_datasource() -> None:
         assert used and all(d == {"type": "prometheus", "uid": "${datasource}"} for d in used)
         for panel in board["panels"]:
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, (name, panel["title"])
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, (name, panel["title"])
     assert len(uids) == 4
 
 

@@ -29,7 +29,7 @@ from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
-from tests.support.processes import eventually, free_port
+from kubensage_lab.processes import eventually, free_port
 from tests.support.reports import container, pod, report
 
 PODS, NODES = "/api/v1/pods", "/api/v1/nodes"

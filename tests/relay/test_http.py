@@ -22,7 +22,7 @@ from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import eventually
+from kubensage_lab.processes import eventually
 from tests.support.reports import report
 
 PROMETHEUS_ACCEPT = (

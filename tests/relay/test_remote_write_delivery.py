@@ -27,7 +27,7 @@ from relay.export.receiver import Receiver
 from relay.export.sender import RetryPolicy, parse_retry_after
 from relay.series.profiles import parse_profiles
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import eventually, free_port
+from kubensage_lab.processes import eventually, free_port
 from tests.support.receiver import Script, ScriptedReceiver
 from tests.support.reports import container, pod, report
 

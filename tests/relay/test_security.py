@@ -34,7 +34,7 @@ from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import http_status
+from kubensage_lab.processes import http_status
 from tests.support.reports import report
 
 HELLO = tm.Hello(agent_id="agent-1", node_name="node-a")

@@ -21,7 +21,7 @@ from kubensage_agent.collectors.node.filesystem import (
     DEFAULT_MOUNT_POINTS_EXCLUDE,
 )
 from tests.conftest import require
-from tests.support.processes import Service, free_port, http_get
+from kubensage_lab.processes import Service, free_port, http_get
 
 EXPORTER = "prometheus-node-exporter"
 # node_exporter's collectors for what the agent's node collectors read

@@ -20,7 +20,7 @@ from kubensage_agent.collectors.node.filesystem import FilesystemCollector, File
 from kubensage_agent.collectors.node.registry import NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from tests.support.fuse import HangingFuse
-from tests.support.processes import eventually
+from kubensage_lab.processes import eventually
 
 TIMEOUT = 2.0
 

@@ -160,7 +160,7 @@ class PromQL:
 
 class Prometheus(Service, PromQL):
     """A Prometheus scraping `targets` as job kubensage, or the `scrape_configs` given
-    (a YAML list as text) instead."""
+    (a YAML list as text) instead; `rule_files` are evaluated at the scrape interval."""
 
     def __init__(
         self,
@@ -168,6 +168,7 @@ class Prometheus(Service, PromQL):
         targets: list[str],
         scrape_interval: str = "1s",
         scrape_configs: str | None = None,
+        rule_files: tuple[Path, ...] = (),
     ) -> None:
         self.port = free_port()
         config = log_dir / "prometheus.yml"
@@ -180,6 +181,8 @@ class Prometheus(Service, PromQL):
             "global:\n"
             f"  scrape_interval: {scrape_interval}\n"
             f"  scrape_timeout: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
+            f"rule_files: {json.dumps([str(path) for path in rule_files])}\n"
             "scrape_configs:\n" + scrape_configs
         )
         super().__init__(
