@@ -123,23 +123,6 @@ class Boards:
                     "{{node}} check errors",
                 ),
             ),
-            timeseries(
-                "Agent CPU",
-                "CPU each agent process uses, in cores.",
-                Query(
-                    f"max by (node) (rate(kubensage_agent_process_cpu_seconds_total{raw()}[{RATE}]))",
-                    "{{node}}",
-                ),
-            ),
-            timeseries(
-                "Agent memory",
-                "Resident memory of each agent process.",
-                Query(
-                    f"max by (node) (kubensage_agent_process_resident_memory_bytes{raw()})",
-                    "{{node}}",
-                ),
-                unit="bytes",
-            ),
             row("Check scripts"),
             timeseries(
                 "Checks by state",
