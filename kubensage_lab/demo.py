@@ -19,32 +19,39 @@ from pathlib import Path
 
 from kubensage_lab.stack import DEMO_PODS, NAMESPACE, DemoStack
 
-PROGRAMS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc", "prometheus": "prometheus"}
+PROGRAMS = {
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "prometheus": "prometheus",
+}
 BUSYBOX = Path("/bin/busybox")
 PACKAGE_BUSYBOX = "busybox-static"
+IN_DEMO = f'{{namespace="{NAMESPACE}"}}'
+CONTAINER = "kubensage_container_"
 # (what it shows, PromQL): printed as Prometheus graph links and explained in the README
 QUERIES = (
     (
         "CPU cores per pod (busy ~0.5, cpu-limited ~0.1, idle ~0)",
-        "sum by (pod) (node_namespace_pod_container:kubensage_container_cpu_usage_seconds_total:sum_rate5m"
-        f'{{namespace="{NAMESPACE}"}})',
+        "sum by (pod) (node_namespace_pod_container:"
+        f"{CONTAINER}cpu_usage_seconds_total:sum_rate5m{IN_DEMO})",
     ),
     (
         "Share of CPU periods throttled (cpu-limited ~1, busy ~0.5)",
-        f'max by (pod) (increase(kubensage_container_cpu_cfs_throttled_periods_total{{namespace="{NAMESPACE}"}}[1m]))'
-        f' / max by (pod) (increase(kubensage_container_cpu_cfs_periods_total{{namespace="{NAMESPACE}"}}[1m]))',
+        f"max by (pod) (increase({CONTAINER}cpu_cfs_throttled_periods_total{IN_DEMO}[1m]))"
+        f" / max by (pod) (increase({CONTAINER}cpu_cfs_periods_total{IN_DEMO}[1m]))",
     ),
     (
         "Memory working set per pod (memory-hog: a sawtooth up to 64 MiB)",
-        f'max by (pod) (kubensage_container_memory_working_set_bytes{{namespace="{NAMESPACE}"}})',
+        f"max by (pod) ({CONTAINER}memory_working_set_bytes{IN_DEMO})",
     ),
     (
         "OOM kills per pod (memory-hog: one more every half minute)",
-        f'max by (pod) (kubensage_container_oom_kills_total{{namespace="{NAMESPACE}"}})',
+        f"max by (pod) ({CONTAINER}oom_kills_total{IN_DEMO})",
     ),
     (
         "Bytes written to disk per second per pod (writer: ~4 MB/s)",
-        f'max by (pod) (rate(kubensage_container_block_written_bytes_total{{namespace="{NAMESPACE}"}}[1m]))',
+        f"max by (pod) (rate({CONTAINER}block_written_bytes_total{IN_DEMO}[1m]))",
     ),
     (
         "Alerts firing or pending (memory-hog OOM-killed; CPU throttling; the critical check)",

@@ -33,8 +33,8 @@ RELAY_JOB = "kubensage-relay"  # the mixin's default relay selector
 # A child shell builds a 1 MiB string, then appends it to another twice a second until the
 # 64 MiB limit gets the child OOM-killed; the container's own shell starts the next one.
 GROW_UNTIL_KILLED = (
-    "while :; do sh -c 'a=x; i=0; while [ $i -lt 20 ]; do a=\"$a$a\"; i=$((i+1)); done; "
-    "b=; while :; do b=\"$b$a\"; sleep 0.5; done'; sleep 3; done"
+    'while :; do sh -c \'a=x; i=0; while [ $i -lt 20 ]; do a="$a$a"; i=$((i+1)); done; '
+    'b=; while :; do b="$b$a"; sleep 0.5; done\'; sleep 3; done'
 )
 
 
@@ -84,8 +84,7 @@ DEMO_PODS = (
         "writer-0",
         "writes 8 MiB to disk with fsync every 2 seconds",
         "dd",
-        "while :; do dd if=/dev/zero of=/data bs=1M count=8 conv=fsync 2>/dev/null; "
-        "sleep 2; done",
+        "while :; do dd if=/dev/zero of=/data bs=1M count=8 conv=fsync 2>/dev/null; sleep 2; done",
         Resources(cpu_request=0.1, memory_limit=64 * MIB),
         "burstable",
         ("StatefulSet", "writer"),

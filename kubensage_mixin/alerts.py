@@ -29,9 +29,9 @@ class Alerts:
     def sel(self, *matchers: str) -> str:
         return self.config.selector(*matchers)
 
-    def alert(
-        self, name: str, expr: str, for_: str, severity: str, summary: str, description: str
-    ) -> Alert:
+    def alert(self, name: str, expr: str, for_: str, severity: str, *text: str) -> Alert:
+        """`text`: the summary, then the description."""
+        summary, description = text
         return Alert(
             name, promql(expr), for_, severity, summary, description, self.config.runbook(name)
         )
@@ -114,7 +114,7 @@ class Alerts:
                     "warning",
                     "A kubensage agent's calls to the container runtime keep failing.",
                     "CRI calls of the agent on node {{ $labels.node }} have failed for 15 "
-                    "minutes ({{ printf \"%.2f\" $value }}/s): pod and container figures of that "
+                    'minutes ({{ printf "%.2f" $value }}/s): pod and container figures of that '
                     "node are partial or missing.",
                 ),
                 self.alert(
@@ -159,15 +159,15 @@ class Alerts:
                 self.alert(
                     "KubensageRelayRejectingReports",
                     f"""
-                    sum by ({self.by('instance', 'reason')}) (rate(kubensage_relay_reports_rejected_total{sel}[5m])) > 0
+                    sum by ({self.by("instance", "reason")}) (rate(kubensage_relay_reports_rejected_total{sel}[5m])) > 0
                     or
-                    sum by ({self.by('instance', 'reason')}) (rate(kubensage_relay_decode_errors_total{sel}[5m])) > 0
+                    sum by ({self.by("instance", "reason")}) (rate(kubensage_relay_decode_errors_total{sel}[5m])) > 0
                     """,
                     "10m",
                     "warning",
                     "A kubensage relay refuses reports.",
                     "Relay {{ $labels.instance }} has refused reports for 10 minutes "
-                    "(reason {{ $labels.reason }}, {{ printf \"%.2f\" $value }}/s): those reports "
+                    '(reason {{ $labels.reason }}, {{ printf "%.2f" $value }}/s): those reports '
                     "are not served nor written.",
                 ),
                 self.alert(
@@ -238,8 +238,7 @@ class Alerts:
             (
                 self.alert(
                     "KubensageNodeCheckCritical",
-                    f"max by ({self.by('node', 'check')}) "
-                    f"(kubensage_check_status{critical}) == 1",
+                    f"max by ({self.by('node', 'check')}) (kubensage_check_status{critical}) == 1",
                     "5m",
                     "warning",
                     "A node check script reports critical.",
@@ -271,7 +270,7 @@ class Alerts:
             severity,
             f"A node filesystem is predicted to fill up within {hours} hours.",
             "Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on node "
-            "{{ $labels.node }} has {{ printf \"%.1f\" $value }}% space left and fills up "
+            '{{ $labels.node }} has {{ printf "%.1f" $value }}% space left and fills up '
             f"within {hours} hours at the rate of the last 6 hours.",
         )
 
@@ -287,12 +286,14 @@ class Alerts:
             severity,
             "A node filesystem is almost out of inodes.",
             "Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on node "
-            "{{ $labels.node }} has {{ printf \"%.1f\" $value }}% of its inodes left.",
+            '{{ $labels.node }} has {{ printf "%.1f" $value }}% of its inodes left.',
         )
 
     def nodes(self) -> Group:
         fs = self.by(*FILESYSTEM_LABELS)
-        read_only = f"kubensage_node_filesystem_read_only{self.sel(self.config.filesystem_selector)}"
+        read_only = (
+            f"kubensage_node_filesystem_read_only{self.sel(self.config.filesystem_selector)}"
+        )
         return Group(
             "kubensage-node",
             (

@@ -61,7 +61,9 @@ class Boards:
             stat(
                 "Nodes reporting",
                 "Nodes whose agent holds a stream to a relay now.",
-                Query(f"count({per_node} (kubensage_relay_node_connected{raw()}) == 1) or vector(0)"),
+                Query(
+                    f"count({per_node} (kubensage_relay_node_connected{raw()}) == 1) or vector(0)"
+                ),
             ),
             stat(
                 "Nodes stale",
@@ -91,7 +93,9 @@ class Boards:
                 "How long each agent's last collection took; near the interval means the "
                 "agent skips ticks.",
                 Query(f"max by (node) (kubensage_agent_cycle_duration_seconds{raw()})", "{{node}}"),
-                Query(f"max by (node) (kubensage_agent_interval_seconds{raw()})", "{{node}} interval"),
+                Query(
+                    f"max by (node) (kubensage_agent_interval_seconds{raw()})", "{{node}} interval"
+                ),
                 unit="s",
             ),
             timeseries(
@@ -99,7 +103,9 @@ class Boards:
                 "Reports waiting for an acknowledgement in each agent, and the bytes its disk "
                 "spool holds.",
                 Query(f"max by (node) (kubensage_agent_queue_depth{raw()})", "{{node}} queued"),
-                Query(f"max by (node) (kubensage_agent_spooled_bytes{raw()})", "{{node}} spool bytes"),
+                Query(
+                    f"max by (node) (kubensage_agent_spooled_bytes{raw()})", "{{node}} spool bytes"
+                ),
             ),
             timeseries(
                 "Dropped reports and errors",
@@ -330,7 +336,10 @@ class Boards:
             timeseries(
                 "Container CPU by pod",
                 "CPU cores each pod's containers use on this node.",
-                Query(f"sum by (namespace, pod) ({rules.CPU_RATE}{rec(node)})", "{{namespace}}/{{pod}}"),
+                Query(
+                    f"sum by (namespace, pod) ({rules.CPU_RATE}{rec(node)})",
+                    "{{namespace}}/{{pod}}",
+                ),
                 stacked=True,
             ),
             timeseries(
@@ -357,7 +366,8 @@ class Boards:
         """`template` (METRIC{SELECTOR}) for the workload's containers: owned series by
         workload, series of an unowned pod by its name."""
         owned = template.replace(
-            "SELECTOR", self.raw('namespace="$namespace"', 'workload="$workload"', 'workload_kind="$kind"')
+            "SELECTOR",
+            self.raw('namespace="$namespace"', 'workload="$workload"', 'workload_kind="$kind"'),
         )
         unowned = template.replace(
             "SELECTOR", self.raw('namespace="$namespace"', 'workload=""', 'pod="$workload"')
@@ -381,7 +391,9 @@ class Boards:
         throttled = self.workload_raw(
             f"increase(kubensage_container_cpu_cfs_throttled_periods_totalSELECTOR[{RATE}])"
         )
-        periods = self.workload_raw(f"increase(kubensage_container_cpu_cfs_periods_totalSELECTOR[{RATE}])")
+        periods = self.workload_raw(
+            f"increase(kubensage_container_cpu_cfs_periods_totalSELECTOR[{RATE}])"
+        )
         panels = [
             timeseries(
                 "CPU usage, requests and limits",
@@ -437,7 +449,9 @@ class Boards:
                 "Processes the OOM killer ended in each container, per interval.",
                 Query(
                     "sum by (pod, container) ("
-                    + self.workload_raw(f"increase(kubensage_container_oom_kills_totalSELECTOR[{RATE}])")
+                    + self.workload_raw(
+                        f"increase(kubensage_container_oom_kills_totalSELECTOR[{RATE}])"
+                    )
                     + ")",
                     "{{pod}}/{{container}}",
                 ),
@@ -471,13 +485,17 @@ class Boards:
                 "Bytes per second the workload's containers read and write, per pod.",
                 Query(
                     "sum by (pod) ("
-                    + self.workload_raw(f"rate(kubensage_container_block_read_bytes_totalSELECTOR[{RATE}])")
+                    + self.workload_raw(
+                        f"rate(kubensage_container_block_read_bytes_totalSELECTOR[{RATE}])"
+                    )
                     + ")",
                     "{{pod}} read",
                 ),
                 Query(
                     "sum by (pod) ("
-                    + self.workload_raw(f"rate(kubensage_container_block_written_bytes_totalSELECTOR[{RATE}])")
+                    + self.workload_raw(
+                        f"rate(kubensage_container_block_written_bytes_totalSELECTOR[{RATE}])"
+                    )
                     + ")",
                     "{{pod}} written",
                 ),
@@ -500,9 +518,7 @@ class Boards:
             datasource_variable(),
             self.cluster_variable(),
             query_variable("namespace", "Namespace", f"kubensage_pod_info{raw()}", "namespace"),
-            query_variable(
-                "pod", "Pod", "kubensage_pod_info" + raw(this[0]), "pod"
-            ),
+            query_variable("pod", "Pod", "kubensage_pod_info" + raw(this[0]), "pod"),
         ]
 
         def resource(record: str, name: str, kind: str) -> Query:
@@ -527,7 +543,10 @@ class Boards:
             timeseries(
                 "Memory usage, requests and limits",
                 "Working set of each container against its request and limit.",
-                Query(f"max by (container) ({rules.WORKING_SET}{rec(*this)})", "{{container}} working set"),
+                Query(
+                    f"max by (container) ({rules.WORKING_SET}{rec(*this)})",
+                    "{{container}} working set",
+                ),
                 resource(rules.REQUESTS, "memory", "request"),
                 resource(rules.LIMITS, "memory", "limit"),
                 unit="bytes",
@@ -550,8 +569,14 @@ class Boards:
             timeseries(
                 "Memory breakdown",
                 "RSS (anonymous memory), page cache and the highest usage the kernel recorded.",
-                Query(per_container("kubensage_container_memory_rss_bytes", False), "{{container}} rss"),
-                Query(per_container("kubensage_container_memory_cache_bytes", False), "{{container}} cache"),
+                Query(
+                    per_container("kubensage_container_memory_rss_bytes", False),
+                    "{{container}} rss",
+                ),
+                Query(
+                    per_container("kubensage_container_memory_cache_bytes", False),
+                    "{{container}} cache",
+                ),
                 Query(
                     per_container("kubensage_container_memory_max_usage_bytes", False),
                     "{{container}} max usage",

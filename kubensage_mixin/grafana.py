@@ -97,7 +97,9 @@ def stat(title: str, description: str, query: Query, unit: str = "short", width:
 
 
 def row(title: str) -> Panel:
-    return Panel({"type": "row", "title": title, "collapsed": False, "panels": []}, width=24, height=1)
+    return Panel(
+        {"type": "row", "title": title, "collapsed": False, "panels": []}, width=24, height=1
+    )
 
 
 def layout(panels: list[Panel]) -> list[dict[str, Any]]:

@@ -128,9 +128,7 @@ def rendered(config: Config) -> dict[str, str]:
     files = {
         "prometheus/alerts.yaml": to_yaml(rule_file(alerts)),
         "prometheus/rules.yaml": to_yaml(rule_file(recordings)),
-        "prometheus-operator/prometheusrule.yaml": to_yaml(
-            prometheus_rule((*recordings, *alerts))
-        ),
+        "prometheus-operator/prometheusrule.yaml": to_yaml(prometheus_rule((*recordings, *alerts))),
         "grafana/provisioning/datasources/kubensage.yaml": to_yaml(datasource_provisioning()),
         "grafana/provisioning/dashboards/kubensage.yaml": to_yaml(dashboard_provisioning()),
         "grafana/dashboards-configmap.yaml": to_yaml(dashboards_configmap(boards)),

@@ -1,7 +1,8 @@
 """Recording rules in the kubernetes-mixin's shapes, on kubensage's native names.
 
-Where the kubernetes-mixin records `node_namespace_pod_container:container_cpu_usage_seconds_total:sum_rate5m`
-from cAdvisor, this records `node_namespace_pod_container:kubensage_container_cpu_usage_seconds_total:sum_rate5m`
+Where the kubernetes-mixin records
+`node_namespace_pod_container:container_cpu_usage_seconds_total:sum_rate5m` from cAdvisor,
+this records `node_namespace_pod_container:kubensage_container_cpu_usage_seconds_total:sum_rate5m`
 from the relay, and so on up to namespaces and workloads, so dashboards and alerts can
 swap one for the other.
 
@@ -102,7 +103,9 @@ def container_rules(config: Config) -> Group:
                 CPU_RATE,
                 per_container(config, f"rate({CONTAINER}cpu_usage_seconds_totalSELECTOR[5m])"),
             ),
-            Recording(WORKING_SET, per_container(config, f"{CONTAINER}memory_working_set_bytesSELECTOR")),
+            Recording(
+                WORKING_SET, per_container(config, f"{CONTAINER}memory_working_set_bytesSELECTOR")
+            ),
             Recording(RSS, per_container(config, f"{CONTAINER}memory_rss_bytesSELECTOR")),
             Recording(
                 REQUESTS, per_container(config, f"{CONTAINER}resource_requestsSELECTOR", "resource")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
 from kubensage_lab.containerd import Containerd, binaries_present
 from kubensage_lab.cri_driver import CriDriver
+from tests.conftest import require
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
 from kubensage_lab.containerd import Containerd
 from kubensage_lab.cri_driver import CriDriver
 from kubensage_lab.processes import (
@@ -23,6 +22,7 @@ from kubensage_lab.processes import (
     http_get,
     python_module,
 )
+from tests.conftest import require
 
 INTERVAL = "1"
 

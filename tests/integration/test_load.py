@@ -6,8 +6,8 @@ import asyncio
 import re
 from pathlib import Path
 
-from tests.support.load import percentile, run_load
 from kubensage_lab.processes import RelayProcess, http_get
+from tests.support.load import percentile, run_load
 
 AGENTS, REPORTS, CONTAINERS = 200, 3, 110
 

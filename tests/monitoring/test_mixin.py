@@ -94,10 +94,15 @@ def test_every_alert_links_its_runbook_section() -> None:
             anchor = rule.alert.lower()
             assert rule.runbook_url == f"{CONFIG.runbook_url}#{anchor}"
             assert anchor in anchors, f"docs/runbook.md has no section {rule.alert}"
-            assert rule.summary and rule.description and rule.severity in (
-                "critical",
-                "warning",
-                "info",
+            assert (
+                rule.summary
+                and rule.description
+                and rule.severity
+                in (
+                    "critical",
+                    "warning",
+                    "info",
+                )
             )
 
 
@@ -147,7 +152,8 @@ def test_every_name_a_rule_or_panel_uses_is_declared() -> None:
             "group_left/right: label 'colour'",
         ),
         (
-            "histogram_quantile(0.9, sum by (instance) (rate(kubensage_relay_report_age_seconds_bucket[5m])))",
+            "histogram_quantile(0.9, sum by (instance) "
+            "(rate(kubensage_relay_report_age_seconds_bucket[5m])))",
             "histogram_quantile: label 'le'",
         ),
         ("label_replace(kubensage_node_load1, 'x', '$1', 'pod', '(.*)')", "label_replace source"),
@@ -159,10 +165,14 @@ def test_the_checker_refuses_what_kubensage_does_not_emit(expr: str, problem: st
 
 def test_the_checker_accepts_declared_names_and_learns_recorded_ones() -> None:
     checker = Checker()
-    assert checker.check(
-        "sum by (cluster, namespace, workload) "
-        "(rate(kubensage_container_cpu_usage_seconds_total{job='x', workload!=''}[$__rate_interval]))"
-    ) == []
+    assert (
+        checker.check(
+            "sum by (cluster, namespace, workload) "
+            "(rate(kubensage_container_cpu_usage_seconds_total{job='x', workload!=''}"
+            "[$__rate_interval]))"
+        )
+        == []
+    )
     assert checker.record("ns:cpu:sum", "sum by (namespace) (kubensage_container_threads)") == []
     assert checker.check("ns:cpu:sum{namespace='a'}") == []
     assert "ns:cpu:sum has no label 'pod'" in checker.check("ns:cpu:sum{pod='a'}")
@@ -187,13 +197,17 @@ def missing_from(original: Any, kept: Any, path: str = "") -> list[str]:
             lost
             for key, value in original.items()
             for lost in (
-                missing_from(value, kept[key], f"{path}/{key}") if key in kept else [f"{path}/{key}"]
+                missing_from(value, kept[key], f"{path}/{key}")
+                if key in kept
+                else [f"{path}/{key}"]
             )
         ]
     if isinstance(original, list):
         if not isinstance(kept, list) or len(kept) != len(original):
             return [path]
-        return [lost for i, v in enumerate(original) for lost in missing_from(v, kept[i], f"{path}/{i}")]
+        return [
+            lost for i, v in enumerate(original) for lost in missing_from(v, kept[i], f"{path}/{i}")
+        ]
     return [] if original == kept else [path]
 
 
@@ -206,7 +220,12 @@ def rendered_dashboards() -> dict[str, dict[str, Any]]:
 
 def test_dashboards_are_valid_for_grafanas_schema() -> None:
     boards = rendered_dashboards()
-    assert set(boards) == {"kubensage-fleet", "kubensage-node", "kubensage-workload", "kubensage-pod"}
+    assert set(boards) == {
+        "kubensage-fleet",
+        "kubensage-node",
+        "kubensage-workload",
+        "kubensage-pod",
+    }
     for name, board in boards.items():
         assert missing_from(board, grafana_round_trip(board)) == [], name
         assert board["schemaVersion"] == SCHEMA_VERSION == 42
@@ -261,9 +280,13 @@ def test_packaged_three_ways() -> None:
     assert {k: json.loads(v) for k, v in configmap["data"].items()} == {
         f"{k}.json": v for k, v in rendered_dashboards().items()
     }
-    provider = yaml.safe_load((MONITORING / "grafana/provisioning/dashboards/kubensage.yaml").read_text())
+    provider = yaml.safe_load(
+        (MONITORING / "grafana/provisioning/dashboards/kubensage.yaml").read_text()
+    )
     assert provider["providers"][0]["type"] == "file"
-    source = yaml.safe_load((MONITORING / "grafana/provisioning/datasources/kubensage.yaml").read_text())
+    source = yaml.safe_load(
+        (MONITORING / "grafana/provisioning/datasources/kubensage.yaml").read_text()
+    )
     assert source["datasources"][0]["type"] == "prometheus"
 
 

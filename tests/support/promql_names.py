@@ -130,7 +130,9 @@ class Checker:
                 problems.append(f"{name} has no label {matcher.name!r}")
         return labels
 
-    def _require(self, wanted: Iterable[str], have: set[str], where: str, problems: list[str]) -> None:
+    def _require(
+        self, wanted: Iterable[str], have: set[str], where: str, problems: list[str]
+    ) -> None:
         for label in wanted:
             if label not in have:
                 problems.append(f"{where}: label {label!r} is on no operand")
