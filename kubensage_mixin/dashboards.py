@@ -287,7 +287,7 @@ class Boards:
             ),
             timeseries(
                 "Memory",
-                "Memory utilisation (1 - available / total) and the node's memory figures.",
+                "Memory utilisation: 1 - available / total.",
                 Query(f"{rules.NODE_MEMORY_UTILISATION}{rec(node)}", "utilisation"),
                 unit="percentunit",
             ),
