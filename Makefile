@@ -10,7 +10,7 @@ RELAY_GRPC ?= 127.0.0.1:9190
 RELAY_METRICS ?= 127.0.0.1:9191
 RUN_DIR := .run
 
-.PHONY: all venv run test test-unit lint fmt proto proto-check golden docs build build-linux-amd64 build-linux-arm64 build-all bench clean
+.PHONY: all venv run demo monitoring test test-unit lint fmt proto proto-check golden docs build build-linux-amd64 build-linux-arm64 build-all bench clean
 
 all: lint test
 
@@ -29,6 +29,13 @@ venv: $(STAMP)
 run: $(STAMP)
 	@scripts/run-local.sh "$(BIN)" "$(RELAY_GRPC)" "$(RELAY_METRICS)" "$(RUN_DIR)"
 
+demo: $(STAMP)
+	@scripts/demo.sh "$(BIN)"
+
+monitoring: $(STAMP)
+	$(BIN)/python -m kubensage_mixin.render $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') \
+	  $(if $(RELAY_SELECTOR),--relay-selector '$(RELAY_SELECTOR)')
+
 test: $(STAMP)
 	$(BIN)/pytest -q
 
@@ -37,12 +44,12 @@ test-unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check kubensage_agent kubensage_common relay advisor tests scripts
+	$(BIN)/ruff format --check kubensage_agent kubensage_common kubensage_mixin kubensage_lab relay advisor tests scripts
 	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format kubensage_agent kubensage_common relay advisor tests scripts
+	$(BIN)/ruff format kubensage_agent kubensage_common kubensage_mixin kubensage_lab relay advisor tests scripts
 
 build: build-linux-$(ARCH)
 

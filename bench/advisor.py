@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.procstat import cpu_seconds
 from bench.table import Results
+from kubensage_lab.processes import Service, eventually, free_port, http_get, python_module
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.history import (
     DAY,
@@ -31,7 +32,6 @@ from tests.support.history import (
     history_prometheus,
     write_blocks,
 )
-from tests.support.processes import Service, eventually, free_port, http_get, python_module
 from tests.support.shapes import noise
 
 WORKLOADS = int(os.environ.get("BENCH_ADVISOR_WORKLOADS", "1000"))

@@ -21,9 +21,9 @@ from kubensage_agent.collectors.node.registry import COLLECTORS, NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver
-from tests.support.processes import RelayProcess, Service, free_port, http_get, python_module
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, python_module
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
 NODE_CYCLES = int(os.environ.get("BENCH_NODE_CYCLES", "200"))

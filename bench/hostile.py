@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.procstat import median
 from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess
 from relay.ingest.decode import DecodeLimits, MessageDecoder
 from relay.ingest.limits import ReportLimits, enforce_limits
 from relay.ingest.wirescan import build_plan, scan
@@ -29,7 +30,6 @@ from tests.support.hostile import (
     report_envelope,
 )
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess
 from tests.support.reports import full_report
 
 HOSTILE_AGENTS = int(os.environ.get("BENCH_HOSTILE_AGENTS", "10"))

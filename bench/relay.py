@@ -10,10 +10,10 @@ from pathlib import Path
 
 from bench.procstat import cpu_seconds, median, rss_bytes
 from bench.table import Results
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess, Service, free_port, http_get
 
 MIB = 1024 * 1024
 INGEST_AGENTS = int(os.environ.get("BENCH_INGEST_AGENTS", "40"))

@@ -21,8 +21,8 @@ from bench.procstat import cpu_seconds, rss_bytes
 from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get
 from tests.support.load import node_report, percentile, run_load, send_for_ack
-from tests.support.processes import RelayProcess, Service, free_port, http_get
 from tests.support.tsdb import VictoriaMetrics
 
 MIB = 1024 * 1024

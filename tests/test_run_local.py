@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.processes import free_port, http_get
+from kubensage_lab.processes import free_port, http_get
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 
-from tests.support.processes import python_module
+from kubensage_lab.processes import python_module
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,9 @@ from kubensage_agent.checks.manifest import CheckDefaults, CheckSpec, parse_mani
 from kubensage_agent.checks.runner import OUTPUT_LIMIT, Outcome, bounded_text, run_check
 from kubensage_agent.checks.sandbox import Limits, PidsCgroups, RunCgroup, account_tasks
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import eventually
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import eventually
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from loguru import logger
 from kubensage_agent.checks.manifest import CheckDefaults
 from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import eventually
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import eventually
 
 FAST = CheckDefaults(interval_seconds=1, timeout_seconds=10)
 

@@ -17,7 +17,7 @@ from kubensage_agent.collectors.node.filesystem import FilesystemCollector, File
 from kubensage_agent.collectors.node.statfs import StatfsRunner
 from kubensage_agent.hostfs import HostPaths
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.support.processes import eventually
+from kubensage_lab.processes import eventually
 
 REAL = Path(__file__).parent.parent / "fixtures" / "debian12-hybrid"
 # bsize, frsize, blocks, bfree, bavail, files, ffree, favail, flag, namemax

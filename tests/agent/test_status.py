@@ -13,8 +13,8 @@ from google.protobuf import json_format
 
 from kubensage_agent.push.status import StatusPage, is_loopback, status_app
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess, agent_service, eventually, free_port, http_get
 from tests.support.fake_cri import FakeContainer, FakeCriServer, FakeRuntime
-from tests.support.processes import RelayProcess, agent_service, eventually, free_port, http_get
 from tests.support.reports import report
 
 

@@ -18,6 +18,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess
 from relay.ingest.limits import is_map, short_name
 from tests.hostile.conftest import assert_unharmed, during_attack
 from tests.support.hostile import (
@@ -33,7 +34,6 @@ from tests.support.hostile import (
     scrape,
     varint,
 )
-from tests.support.processes import RelayProcess
 from tests.support.reports import report
 
 MAX_LABEL_VALUE_BYTES = 1024  # the relay's default

@@ -15,12 +15,12 @@ import grpc
 import pytest
 
 from kubensage_common.tls import channel_credentials
+from kubensage_lab.processes import RelayProcess, eventually
 from tests.hostile.conftest import assert_unharmed, start_relay
 from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken, pod
 from tests.support.hostile import Answer, GoodAgent, attack, hello_bytes, node_lines, report_bytes
 from tests.support.hostile import scrape as scrape_text
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import RelayProcess, eventually
 from tests.support.reports import report
 
 SERVER_NAME = "relay.test"

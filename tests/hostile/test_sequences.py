@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from kubensage_lab.processes import RelayProcess, eventually
 from tests.hostile.conftest import assert_unharmed, good_series, start_relay
 from tests.support.hostile import (
     GoodAgent,
@@ -22,7 +23,6 @@ from tests.support.hostile import (
     sample,
     scrape,
 )
-from tests.support.processes import RelayProcess, eventually
 from tests.support.reports import report
 
 FAR_FUTURE = 2**62

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from kubensage_lab.containerd import Containerd, binaries_present
+from kubensage_lab.cri_driver import CriDriver
 from tests.conftest import require
-from tests.support.containerd import Containerd, binaries_present
-from tests.support.cri_driver import CriDriver
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

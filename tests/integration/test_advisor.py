@@ -33,10 +33,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import require
-from tests.support.fake_kube import FakeKubeApi
-from tests.support.history import DAY, MIB, STEP, Series, build_history, history_prometheus
-from tests.support.processes import (
+from kubensage_lab.processes import (
     Prometheus,
     Service,
     eventually,
@@ -44,6 +41,9 @@ from tests.support.processes import (
     http_get,
     python_module,
 )
+from tests.conftest import require
+from tests.support.fake_kube import FakeKubeApi
+from tests.support.history import DAY, MIB, STEP, Series, build_history, history_prometheus
 from tests.support.shapes import WINDOW, shop
 
 GIB = 1024 * MIB

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kubensage_lab.processes import RelayProcess, Service, eventually, free_port, http_get
 from tests.conftest import require
 from tests.support.fake_kube import FakeKubeApi
-from tests.support.processes import RelayProcess, Service, eventually, free_port, http_get
 
 REPO = Path(__file__).resolve().parent.parent.parent
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]

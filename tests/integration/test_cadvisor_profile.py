@@ -33,13 +33,9 @@ from kubensage_agent.parsers.cgroup_memory import MemoryStat, parse_memory_stat
 from kubensage_agent.parsers.cgroup_value import parse_flat_keyed
 from kubensage_agent.parsers.netdev import parse_net_dev
 from kubensage_api.cri import api_pb2
-from tests.conftest import require
-from tests.integration.test_cgroup_figures import ALLOCATE_PAST_LIMIT, MIB, whole_disk
-from tests.support import kubernetes_mixin as mixin
-from tests.support.containerd import CNI_PLUGINS, Containerd
-from tests.support.cri_driver import CriDriver, PodHandle, Resources
-from tests.support.kube_state_metrics import KubeStateMetrics, PodInfo
-from tests.support.processes import (
+from kubensage_lab.containerd import CNI_PLUGINS, Containerd
+from kubensage_lab.cri_driver import CriDriver, PodHandle, Resources
+from kubensage_lab.processes import (
     Prometheus,
     RelayProcess,
     Service,
@@ -47,6 +43,10 @@ from tests.support.processes import (
     http_get,
     python_module,
 )
+from tests.conftest import require
+from tests.integration.test_cgroup_figures import ALLOCATE_PAST_LIMIT, MIB, whole_disk
+from tests.support import kubernetes_mixin as mixin
+from tests.support.kube_state_metrics import KubeStateMetrics, PodInfo
 
 pytestmark = pytest.mark.slow
 

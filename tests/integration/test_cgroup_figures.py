@@ -4,21 +4,20 @@ real page cache, real OOM kills."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
-from kubensage_agent.parsers.uevent import parse_uevent
 from kubensage_agent.report import ReportBuilder
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver, PodHandle, Resources
+from kubensage_lab.processes import eventually
+from kubensage_lab.stack import whole_disk_of
 from tests.conftest import require
 from tests.integration.test_containerd_agent import builder_for, collect_json
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver, PodHandle, Resources
-from tests.support.processes import eventually
 from tests.test_cgroup_collector import limits_of
 
 MIB = 1024 * 1024
@@ -43,16 +42,11 @@ def builder(containerd: Containerd) -> Iterator[ReportBuilder]:
 
 
 def whole_disk(path: Path) -> tuple[str, str]:
-    """("MAJ:MIN", kernel name) of the disk holding `path` (a partition's disk: block
-    cgroup figures count the whole disk)."""
-    st = os.stat(path)
-    sys_dev = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
-    require(sys_dev.exists(), f"{path} is on no block device (tmpfs?): nothing to write to")
-    device = sys_dev.resolve()
-    if (device / "partition").exists():
-        device = device.parent
-    uevent = parse_uevent((device / "uevent").read_text())
-    return f"{uevent['MAJOR']}:{uevent['MINOR']}", uevent["DEVNAME"]
+    """("MAJ:MIN", kernel name) of the disk holding `path`."""
+    disk = whole_disk_of(path)
+    require(disk is not None, f"{path} is on no block device (tmpfs?): nothing to write to")
+    assert disk is not None
+    return disk
 
 
 def one(builder: ReportBuilder, pod: str, name: str) -> tm.Container:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from kubensage_lab.processes import Prometheus, RelayProcess, agent_service, eventually
 from tests.conftest import require
 from tests.support.checks import CheckDir
-from tests.support.processes import Prometheus, RelayProcess, agent_service, eventually
 
 NODE = "checks-node"
 STATES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}

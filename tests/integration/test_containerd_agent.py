@@ -20,8 +20,8 @@ from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
 from kubensage_agent.parsers.pressure import parse_pressure
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver, PodHandle
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver, PodHandle
 
 CRI_TIMEOUT = 10.0
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver
-from tests.support.processes import (
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver
+from kubensage_lab.processes import (
     Prometheus,
     RelayProcess,
     Service,
@@ -23,6 +22,7 @@ from tests.support.processes import (
     http_get,
     python_module,
 )
+from tests.conftest import require
 
 INTERVAL = "1"
 

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess, free_port, http_get
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
 from tests.support.load import LoadResult, stream_reports
-from tests.support.processes import RelayProcess, free_port, http_get
 from tests.support.reports import container, pod, report
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import (
+from kubensage_lab.processes import (
     RelayProcess,
     Service,
     eventually,

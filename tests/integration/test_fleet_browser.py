@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess, agent_service, eventually, http_get
 from tests.conftest import require
 from tests.support.checks import CheckDir
 from tests.support.fake_cri import FakeContainer, FakeCriServer, FakeRuntime
 from tests.support.html import PAGE_TAGS, Page
 from tests.support.load import LoadResult, stream_reports
-from tests.support.processes import RelayProcess, agent_service, eventually, http_get
 from tests.support.reports import check, container, pod, report
 
 MARKUP = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'

@@ -6,8 +6,8 @@ import asyncio
 import re
 from pathlib import Path
 
+from kubensage_lab.processes import RelayProcess, http_get
 from tests.support.load import percentile, run_load
-from tests.support.processes import RelayProcess, http_get
 
 AGENTS, REPORTS, CONTAINERS = 200, 3, 110
 

@@ -25,6 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from kubensage_lab.processes import (
+    Prometheus,
+    RelayProcess,
+    Service,
+    eventually,
+    python_module,
+)
 from tests.conftest import require
 from tests.support.node_exporter import (
     COLLECTORS,
@@ -33,13 +40,6 @@ from tests.support.node_exporter import (
     node_exporter,
     readme_not_served,
     scrape,
-)
-from tests.support.processes import (
-    Prometheus,
-    RelayProcess,
-    Service,
-    eventually,
-    python_module,
 )
 
 NODE = "profile-node"

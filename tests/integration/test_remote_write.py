@@ -22,12 +22,9 @@ import pytest
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.conftest import require
-from tests.support.balancer import RoundRobinBalancer
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver
-from tests.support.load import run_load
-from tests.support.processes import (
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver
+from kubensage_lab.processes import (
     RelayProcess,
     Service,
     eventually,
@@ -35,6 +32,9 @@ from tests.support.processes import (
     http_get,
     python_module,
 )
+from tests.conftest import require
+from tests.support.balancer import RoundRobinBalancer
+from tests.support.load import run_load
 from tests.support.receiver import Script, ScriptedReceiver
 from tests.support.reports import report
 from tests.support.tsdb import PrometheusReceiver, VictoriaMetrics

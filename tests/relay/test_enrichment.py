@@ -11,6 +11,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_common.backoff import Backoff
+from kubensage_lab.processes import eventually, free_port
 from relay.enrich.informer import Informer
 from relay.enrich.kube import KubeEnrichment, label_filter
 from relay.enrich.objects import (
@@ -29,7 +30,6 @@ from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi
-from tests.support.processes import eventually, free_port
 from tests.support.reports import container, pod, report
 
 PODS, NODES = "/api/v1/pods", "/api/v1/nodes"

@@ -12,11 +12,11 @@ from typing import Any
 import bcrypt
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import RelayProcess, eventually, http_status
 from relay.expose.fleet import AgentRow, FleetPage, duration
 from relay.state.store import NodeStore
 from tests.support.html import PAGE_TAGS, Page
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import RelayProcess, eventually, http_status
 from tests.support.reports import check, container, pod, report
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'

@@ -15,6 +15,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from kubensage_common.httpserver import HttpServer, plain
+from kubensage_lab.processes import eventually
 from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
@@ -22,7 +23,6 @@ from relay.selfmetrics import RelayMetrics
 from relay.series.profiles import parse_profiles
 from relay.state.store import NodeStore
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import eventually
 from tests.support.reports import report
 
 PROMETHEUS_ACCEPT = (

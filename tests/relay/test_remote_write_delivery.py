@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_lab.processes import eventually, free_port
 from relay.enrich.kube import NoEnrichment
 from relay.export.exporter import ExportConfig, Exporter
 from relay.export.metrics import RemoteWriteMetrics
@@ -27,7 +28,6 @@ from relay.export.receiver import Receiver
 from relay.export.sender import RetryPolicy, parse_retry_after
 from relay.series.profiles import parse_profiles
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import eventually, free_port
 from tests.support.receiver import Script, ScriptedReceiver
 from tests.support.reports import container, pod, report
 

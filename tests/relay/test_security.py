@@ -21,6 +21,7 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.kubeclient import load_api_client
 from kubensage_common.tls import channel_credentials, server_credentials
+from kubensage_lab.processes import http_status
 from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
 from relay.expose.textcache import NodeTextCache
@@ -35,7 +36,6 @@ from tests.support import fake_kube
 from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.pki import CertificateAuthority
-from tests.support.processes import http_status
 from tests.support.reports import report
 
 HELLO = tm.Hello(agent_id="agent-1", node_name="node-a")

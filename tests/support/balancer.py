@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from tests.support.processes import free_port
+from kubensage_lab.processes import free_port
 
 CONNECT_TIMEOUT_SECONDS = 2.0
 CHUNK = 65536

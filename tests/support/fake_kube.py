@@ -449,6 +449,7 @@ def pod(
     priority_class: str = "",
     host_network: bool = False,
     uid: str | None = None,
+    container: str = "app",
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
@@ -463,7 +464,7 @@ def pod(
         "hostNetwork": host_network,
         "containers": [
             {
-                "name": "app",
+                "name": container,
                 "image": "registry.local/app:1",
                 "resources": {"requests": requests or {}, "limits": limits or {}},
             }

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from tests.support.processes import Prometheus, free_port
+from kubensage_lab.processes import Prometheus, free_port
 
 STEP = 300
 DAY = 86400

@@ -20,7 +20,7 @@ import grpc
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.support.processes import http_get
+from kubensage_lab.processes import http_get
 from tests.support.reports import full_report
 
 STREAM = "/kubensage.telemetry.v1.Ingest/Stream"

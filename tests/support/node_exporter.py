@@ -20,8 +20,8 @@ from kubensage_agent.collectors.node.filesystem import (
     DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_MOUNT_POINTS_EXCLUDE,
 )
+from kubensage_lab.processes import Service, free_port, http_get
 from tests.conftest import require
-from tests.support.processes import Service, free_port, http_get
 
 EXPORTER = "prometheus-node-exporter"
 # node_exporter's collectors for what the agent's node collectors read

@@ -19,8 +19,8 @@ from kubensage_agent.collectors.node import NodeCollector
 from kubensage_agent.collectors.node.filesystem import FilesystemCollector, FilesystemConfig
 from kubensage_agent.collectors.node.registry import NodeSettings
 from kubensage_agent.hostfs import HostPaths
+from kubensage_lab.processes import eventually
 from tests.support.fuse import HangingFuse
-from tests.support.processes import eventually
 
 TIMEOUT = 2.0
 

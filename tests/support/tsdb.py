@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.support.processes import Prometheus, PromQL, Service, free_port
+from kubensage_lab.processes import Prometheus, PromQL, Service, free_port
 
 
 class VictoriaMetrics(Service, PromQL):

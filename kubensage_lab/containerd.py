@@ -18,7 +18,7 @@ import psutil
 
 from kubensage_agent.parsers.cgroup import parse_cgroup_mounts
 from kubensage_api.cri import api_pb2, api_pb2_grpc
-from tests.support.oci_image import build_image_archive
+from kubensage_lab.oci_image import build_image_archive
 
 PAUSE_IMAGE = "docker.io/kubensage/pause:test"
 # Debian's containernetworking-plugins
@@ -77,10 +77,15 @@ def binaries_present() -> list[str]:
 
 class Containerd:
     def __init__(
-        self, workdir: Path, snapshotter: str = "overlayfs", stats_period_seconds: int = 1
+        self,
+        workdir: Path,
+        snapshotter: str = "overlayfs",
+        stats_period_seconds: int = 1,
+        cgroup_name: str = "kubensage-test",
     ) -> None:
         """`stats_period_seconds`: how often the CRI plugin walks writable layers for their
-        usage (containerd's default is 10; tests use 1 to see figures quickly)."""
+        usage (containerd's default is 10; tests use 1 to see figures quickly).
+        `cgroup_name`: the pods' cgroups go under /<cgroup_name>-<pid> in every hierarchy."""
         self.workdir = workdir
         self.stats_period_seconds = stats_period_seconds
         self.socket_path = workdir / "containerd.sock"
@@ -88,7 +93,7 @@ class Containerd:
         self.snapshotter = snapshotter
         self.log_path = workdir / "containerd.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.cgroup_root = f"/kubensage-test-{os.getpid()}"
+        self.cgroup_root = f"/{cgroup_name}-{os.getpid()}"
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

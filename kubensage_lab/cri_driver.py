@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from kubensage_api.cri import api_pb2, api_pb2_grpc
-from tests.support.containerd import WORKLOAD_IMAGE
+from kubensage_lab.containerd import WORKLOAD_IMAGE
 
 RPC_TIMEOUT = 60
 CFS_PERIOD_MICROS = 100_000
