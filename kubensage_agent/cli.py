@@ -19,7 +19,7 @@ from kubensage_agent.collectors.node import NodeCollector, default_node_name
 from kubensage_agent.collectors.node.flags import settings_from_options
 from kubensage_agent.cri.discovery import DiscoveryError, discover
 from kubensage_agent.hostfs import HostPaths
-from kubensage_agent.options import host_options
+from kubensage_agent.options import host_options, stats_policy
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_agent.state.identity import load_or_create_agent_id
@@ -55,7 +55,9 @@ def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
     except ValueError as exc:
         raise click.UsageError(f"node collectors: {exc}") from exc
     node = NodeCollector(paths, options["node_name"] or default_node_name(), errors, settings)
-    runtime = RuntimeLink(paths, options["cri_socket"], options["cri_timeout"], errors)
+    runtime = RuntimeLink(
+        paths, options["cri_socket"], options["cri_timeout"], errors, stats_policy(options)
+    )
     return ReportBuilder(
         agent_id=agent_id,
         node=node,
