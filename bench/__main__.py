@@ -8,7 +8,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 from loguru import logger
@@ -17,6 +16,7 @@ from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
 from bench.relay import ingest, kube_cache, scrape
 from bench.table import Results, write_markdown
+from kubensage_common._version import VERSION as RELEASE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,9 +27,8 @@ def main() -> None:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     os.environ["KUBECONFIG"] = "/nonexistent/kubensage-bench/kubeconfig"
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    binary = REPO / "dist" / f"kubensage-agent-{version}-linux-{arch}" / "kubensage-agent"
+    binary = REPO / "dist" / f"kubensage-agent-{RELEASE}-linux-{arch}" / "kubensage-agent"
     results = Results()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="ksbench-", dir="/tmp"))

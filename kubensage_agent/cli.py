@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 import grpc
-from google.protobuf import json_format
 from loguru import logger
 
 from kubensage_agent.collectors.errors import CollectorErrors
@@ -23,12 +22,11 @@ from kubensage_agent.options import host_options, stats_policy
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_agent.state.identity import load_or_create_agent_id
-from kubensage_agent.textformat import render_text
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.tls import channel_credentials, require_secure_or_explicit
-from kubensage_common.version import version_string
+from kubensage_common.version import VERSION, version_string
 
 
 def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
@@ -68,7 +66,7 @@ def build_reporter(options: dict[str, Any], agent_id: str) -> ReportBuilder:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(message=version_string("kubensage-agent"))
+@click.version_option(VERSION, message=version_string("kubensage-agent"))
 def cli() -> None:
     """Node and container telemetry from /proc, /sys and the CRI runtime."""
 
@@ -109,9 +107,14 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     finally:
         if reporter.runtime is not None:
             reporter.runtime.close()
+    # the formatters load only here: `run` never needs them, and each costs memory
     if output_format == "json":
+        from google.protobuf import json_format  # noqa: PLC0415
+
         click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True))
     else:
+        from kubensage_agent.textformat import render_text  # noqa: PLC0415
+
         click.echo(render_text(report))
 
 

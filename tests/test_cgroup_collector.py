@@ -111,9 +111,7 @@ MakeNode = Callable[..., Node]
 def node_on(sock_dir: Path) -> Iterator[MakeNode]:
     started: list[Node] = []
 
-    def make(
-        tree: Path, budget: FdBudget | None = None, policy: StatsPolicy | None = None
-    ) -> Node:
+    def make(tree: Path, budget: FdBudget | None = None, policy: StatsPolicy | None = None) -> Node:
         node = Node(sock_dir, tree, budget, policy)
         node.server.__enter__()
         started.append(node)

@@ -43,9 +43,7 @@ def pick_source(cri_has: bool, cgroup_has: bool, order: tuple[Source, Source]) -
     return next((source for source in order if available[source]), "")
 
 
-def cgroup_usage_wanted(
-    stats: api_pb2.ContainerStats | None, order: tuple[Source, Source]
-) -> bool:
+def cgroup_usage_wanted(stats: api_pb2.ContainerStats | None, order: tuple[Source, Source]) -> bool:
     """Whether to read CPU and memory usage from the cgroup this cycle: only when
     `pick_source` would take the cgroup's figure over what the runtime gave."""
     return CGROUP in (

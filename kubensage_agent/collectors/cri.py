@@ -294,9 +294,7 @@ class CriCollector:
             if sandbox.state == api_pb2.SANDBOX_READY
             for detail in (details.get(sandbox.id),)
         )
-        if not (
-            self.policy.every_cycle or self._pod_stats.needed_and_affordable(needed, now)
-        ):
+        if not (self.policy.every_cycle or self._pod_stats.needed_and_affordable(needed, now)):
             return {}
         started = time.monotonic()
         try:
@@ -328,9 +326,7 @@ class CriCollector:
         never for a pod on the node's network, counted on the node."""
         if detail is not None and detail.host_network:
             return False
-        return (
-            self.policy.prefer == CRI or detail is None or not detail.pid or detail.procfs_failed
-        )
+        return self.policy.prefer == CRI or detail is None or not detail.pid or detail.procfs_failed
 
     def _image_filesystems_if_due(self, now: float, deadline: float) -> None:
         """ImageFsInfo once per interval (the first cycle included): image filesystems

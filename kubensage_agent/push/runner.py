@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 from loguru import logger
 
-from kubensage_agent.push.probes import probe_app
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
@@ -20,7 +19,6 @@ from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
-from kubensage_common.httpserver import HttpServer
 from kubensage_common.version import VERSION
 
 MIN_INTERVAL_SECONDS = 0.2
@@ -148,6 +146,10 @@ class AgentRunner:
             loop.add_signal_handler(sig, stop.set)
         probes = None
         if self.config.health_address:
+            # the HTTP server loads only when probes are on
+            from kubensage_agent.push.probes import probe_app  # noqa: PLC0415
+            from kubensage_common.httpserver import HttpServer  # noqa: PLC0415
+
             host, port = split_host_port(self.config.health_address)
             probes = HttpServer(host, port, probe_app(self.live, lambda: self.sender.acked_any))
             probes.start()
