@@ -49,10 +49,19 @@ printf '"""Written by scripts/build.sh; not in version control."""\n\nVERSION = 
 mkdir -p build/pyinstaller dist
 for program in agent relay advisor; do
   name="kubensage-$program-$VERSION-linux-$ARCH"
-  excludes=()
-  [ "$program" = agent ] && excludes=(--exclude-module kubernetes --exclude-module prometheus_client)
+  # Never in any bundle: build-time packages (protoc, setuptools) the venv carries.
+  excludes=(--exclude-module grpc_tools --exclude-module setuptools --exclude-module pkg_resources
+            --exclude-module pip --exclude-module wheel)
+  # The agent talks to no Kubernetes API and serves no client_python registry; it never
+  # loads Python's ssl (kubensage_agent/entry.py: gRPC has its own TLS), which drops
+  # libssl and libcrypto; PyYAML's optional C loader is not used (yaml.safe_load).
+  [ "$program" = agent ] && excludes+=(--exclude-module kubernetes --exclude-module prometheus_client
+                                       --exclude-module ssl --exclude-module _ssl
+                                       --exclude-module yaml._yaml --exclude-module _yaml
+                                       --exclude-module psutil.tests)
   rm -rf "dist/$name" "dist/$name.tar.gz"
-  "$PYTHON" -m PyInstaller --noconfirm --onedir --log-level WARN \
+  # --strip: symbols of the bundled libraries are never used at run time (~1/3 of their size)
+  "$PYTHON" -m PyInstaller --noconfirm --onedir --strip --log-level WARN \
     --name "kubensage-$program" --paths . --hidden-import kubensage_common._build_info \
     "${excludes[@]}" \
     --distpath "build/pyinstaller/dist-$ARCH" --workpath "build/pyinstaller/work-$ARCH" \

@@ -54,27 +54,27 @@ POD_STATES = {
 
 @dataclass
 class _ContainerDetail:
-    """What ContainerStatus told us; valid while the container stays in `state`."""
+    """What ContainerStatus told us; valid while the container stays in `state`. Only
+    what later cycles use is kept, not the runtime's answer."""
 
     state: int
-    status: api_pb2.ContainerStatus
-    verbose: VerboseInfo
+    # its host cgroup counts the container itself (not a VM around it)
+    host_cgroup_reflects: bool
     # the container's cgroup relative to the hierarchy root ("" when unknown)
     cgroup_path: str
     # the parts of the Container message fixed while the container stays in `state`
-    identity: tm.Container | None = None
+    identity: tm.Container
 
 
 @dataclass
 class _SandboxDetail:
-    ips: list[str]
     pid: int | None
+    # the parts of the Pod message that never change for a sandbox
+    identity: tm.Pod
     # the sandbox shares the host's network namespace (hostNetwork: true)
     host_network: bool = False
     # its /proc/<pid>/net/dev could not be read in the last cycle
     procfs_failed: bool = False
-    # the parts of the Pod message that never change for a sandbox, built once
-    identity: tm.Pod | None = None
 
 
 NetworkField = Literal["rx_bytes", "rx_errors", "tx_bytes", "tx_errors"]
@@ -113,7 +113,10 @@ def _cap(values: dict[str, str]) -> dict[str, str]:
 
 
 def _container_identity(
-    container: api_pb2.Container, detail: _ContainerDetail | None
+    container: api_pb2.Container,
+    status: api_pb2.ContainerStatus | None,
+    verbose: VerboseInfo | None,
+    cgroup_path: str = "",
 ) -> tm.Container:
     out = tm.Container(
         id=container.id,
@@ -125,16 +128,15 @@ def _container_identity(
         created_at_unix_nanos=container.created_at,
         labels=dict(container.labels),
     )
-    if detail is not None:
-        status = detail.status
+    if status is not None and verbose is not None:
         out.started_at_unix_nanos = status.started_at
         out.finished_at_unix_nanos = status.finished_at
         out.exit_code = status.exit_code
         out.reason = status.reason
         if status.image.image and not out.image:
             out.image = status.image.image
-        _fill_limits(out, status, detail.verbose.resources)
-        out.cgroup_path = detail.cgroup_path
+        _fill_limits(out, status, verbose.resources)
+        out.cgroup_path = cgroup_path
     return out
 
 
@@ -207,15 +209,18 @@ class CriCollector:
         if not isinstance(sandboxes, api_pb2.ListPodSandboxResponse):
             return report.pods, report.image_filesystems
         listed = self._call("ListContainers", api_pb2.ListContainersRequest(), deadline)
+        handlers = {s.id: s.runtime_handler for s in sandboxes.items}
         containers = (
-            [(c, self._container_detail(c, deadline)) for c in listed.containers]
+            [
+                (c, self._container_detail(c, handlers.get(c.pod_sandbox_id, ""), deadline))
+                for c in listed.containers
+            ]
             if isinstance(listed, api_pb2.ListContainersResponse)
             else []
         )
-        details = {s.id: self._sandbox_detail(s.id, deadline) for s in sandboxes.items}
-        handlers = {s.id: s.runtime_handler for s in sandboxes.items}
+        details = {s.id: self._sandbox_detail(s, deadline) for s in sandboxes.items}
         now = time.monotonic()
-        stats = self._container_stats_if_wanted(containers, handlers, now, deadline)
+        stats = self._container_stats_if_wanted(containers, now, deadline)
         pod_stats = self._pod_sandbox_stats_if_wanted(sandboxes.items, details, now, deadline)
         self._image_filesystems_if_due(now, deadline)
 
@@ -239,19 +244,18 @@ class CriCollector:
         return report.pods, report.image_filesystems
 
     def _has_host_cgroup(
-        self, container: api_pb2.Container, detail: _ContainerDetail | None, handler: str
+        self, container: api_pb2.Container, detail: _ContainerDetail | None
     ) -> bool:
         """Whether a running container's figures can come from its cgroup on this host."""
         return (
             detail is not None
-            and host_cgroup_reflects(handler, detail.verbose.runtime_type)
+            and detail.host_cgroup_reflects
             and self.cgroups.readable(container.id, detail.cgroup_path)
         )
 
     def _container_stats_if_wanted(
         self,
         containers: list[tuple[api_pb2.Container, _ContainerDetail | None]],
-        handlers: dict[str, str],
         now: float,
         deadline: float,
     ) -> dict[str, api_pb2.ContainerStats]:
@@ -259,7 +263,7 @@ class CriCollector:
         running container has no host cgroup (VM-isolated, or one the agent cannot find)
         or the runtime's figures are preferred."""
         needed = self.policy.prefer == CRI or any(
-            not self._has_host_cgroup(c, d, handlers.get(c.pod_sandbox_id, ""))
+            not self._has_host_cgroup(c, d)
             for c, d in containers
             if c.state == api_pb2.CONTAINER_RUNNING
         )
@@ -344,13 +348,15 @@ class CriCollector:
             image_fs.append(out)
         self._image_fs = image_fs
 
-    def _sandbox_detail(self, sandbox_id: str, deadline: float) -> _SandboxDetail | None:
-        detail = self._sandboxes.get(sandbox_id)
+    def _sandbox_detail(
+        self, sandbox: api_pb2.PodSandbox, deadline: float
+    ) -> _SandboxDetail | None:
+        detail = self._sandboxes.get(sandbox.id)
         if detail is not None:
             return detail
         answer = self._call(
             "PodSandboxStatus",
-            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=True),
+            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox.id, verbose=True),
             deadline,
         )
         if not isinstance(answer, api_pb2.PodSandboxStatusResponse):
@@ -358,8 +364,10 @@ class CriCollector:
         network = answer.status.network
         ips = [ip for ip in [network.ip, *(a.ip for a in network.additional_ips)] if ip]
         pid = parse_verbose_info(answer.info).pid
-        detail = _SandboxDetail(ips=ips, pid=pid, host_network=self._in_host_netns(pid))
-        self._sandboxes[sandbox_id] = detail
+        detail = _SandboxDetail(
+            pid=pid, identity=_pod_identity(sandbox, ips), host_network=self._in_host_netns(pid)
+        )
+        self._sandboxes[sandbox.id] = detail
         return detail
 
     def _pod(
@@ -369,12 +377,7 @@ class CriCollector:
         detail: _SandboxDetail | None,
         stats: api_pb2.PodSandboxStats | None,
     ) -> None:
-        if detail is not None:
-            if detail.identity is None:
-                detail.identity = _pod_identity(sandbox, detail.ips)
-            pod.CopyFrom(detail.identity)
-        else:
-            pod.CopyFrom(_pod_identity(sandbox, []))
+        pod.CopyFrom(detail.identity if detail is not None else _pod_identity(sandbox, []))
         pod.state = POD_STATES.get(sandbox.state, tm.POD_STATE_UNSPECIFIED)
         from_cri = (
             stats.linux.network if stats is not None and stats.linux.HasField("network") else None
@@ -444,7 +447,7 @@ class CriCollector:
         return not detail.procfs_failed
 
     def _container_detail(
-        self, container: api_pb2.Container, deadline: float
+        self, container: api_pb2.Container, runtime_handler: str, deadline: float
     ) -> _ContainerDetail | None:
         detail = self._containers.get(container.id)
         if detail is not None and detail.state == container.state:
@@ -457,11 +460,12 @@ class CriCollector:
         if not isinstance(answer, api_pb2.ContainerStatusResponse):
             return None
         verbose = parse_verbose_info(answer.info)
+        cgroup_path = self.cgroups.relative_path(verbose.cgroups_path)
         detail = _ContainerDetail(
             state=container.state,
-            status=answer.status,
-            verbose=verbose,
-            cgroup_path=self.cgroups.relative_path(verbose.cgroups_path),
+            host_cgroup_reflects=host_cgroup_reflects(runtime_handler, verbose.runtime_type),
+            cgroup_path=cgroup_path,
+            identity=_container_identity(container, answer.status, verbose, cgroup_path),
         )
         self._containers[container.id] = detail
         return detail
@@ -474,18 +478,15 @@ class CriCollector:
         stats: api_pb2.ContainerStats | None,
     ) -> None:
         out = pod.containers.add()
-        if detail is None:
-            out.CopyFrom(_container_identity(container, None))
-        else:
-            if detail.identity is None:
-                detail.identity = _container_identity(container, detail)
-            out.CopyFrom(detail.identity)
+        out.CopyFrom(
+            detail.identity if detail is not None else _container_identity(container, None, None)
+        )
         sample = None
         order = self.policy.order
         if (
             detail is not None
             and container.state == api_pb2.CONTAINER_RUNNING
-            and host_cgroup_reflects(pod.runtime_handler, detail.verbose.runtime_type)
+            and detail.host_cgroup_reflects
         ):
             sample = self.cgroups.sample(
                 container.id, detail.cgroup_path, usage=cgroup_usage_wanted(stats, order)
