@@ -289,3 +289,23 @@ def test_runtime_that_disappears_and_returns_is_reconnected(sock_dir: Path) -> N
     with serve(sock_dir, runtime):
         pods, _ = collector.collect(time.monotonic() + TIMEOUT)
     assert {c.name for c in pods[0].containers} == {"app", "crashed"}
+
+
+def test_failed_status_look_ups_cost_only_their_fields_and_are_tried_again(
+    sock_dir: Path,
+) -> None:
+    runtime = containerd_like()
+    runtime.failing["ContainerStatus"] = grpc.StatusCode.UNKNOWN
+    with serve(sock_dir, runtime) as server:
+        collector = collector_for(server)
+        pods, _ = collector.collect(time.monotonic() + TIMEOUT)
+        containers = {c.name: c for c in pods[0].containers}
+        assert set(containers) == {"app", "crashed"}  # from ListContainers alone
+        assert not containers["crashed"].HasField("limits")
+        assert collector.cri_errors_total == 2  # one per container looked up
+        del runtime.failing["ContainerStatus"]
+        pods, _ = collector.collect(time.monotonic() + TIMEOUT)
+        collector.close()
+    crashed = next(c for c in pods[0].containers if c.name == "crashed")
+    assert (crashed.exit_code, crashed.reason) == (137, "OOMKilled")
+    assert runtime.calls.count("ContainerStatus") == 4

@@ -199,6 +199,18 @@ class CriCollector:
         self.errors.once.clear(f"cri:{method}")
         return response
 
+    def _call_all(self, method: str, requests: Sequence[Any], deadline: float) -> list[Any]:
+        """`method` for every request at once; a failed one counts as `_call`'s do and
+        gives None."""
+        answers = self.client.call_all(method, requests, deadline)
+        failures = [a for a in answers if isinstance(a, CriError)]
+        if failures:
+            self.cri_errors_total += len(failures)
+            self.errors.once.problem(f"cri:{method}", f"CRI {failures[0]}")
+        elif answers:
+            self.errors.once.clear(f"cri:{method}")
+        return [None if isinstance(a, CriError) else a for a in answers]
+
     def collect(
         self, deadline: float, into: tm.Metrics | None = None
     ) -> tuple[Sequence[tm.Pod], Sequence[tm.FilesystemUsage]]:
@@ -209,16 +221,12 @@ class CriCollector:
         if not isinstance(sandboxes, api_pb2.ListPodSandboxResponse):
             return report.pods, report.image_filesystems
         listed = self._call("ListContainers", api_pb2.ListContainersRequest(), deadline)
-        handlers = {s.id: s.runtime_handler for s in sandboxes.items}
-        containers = (
-            [
-                (c, self._container_detail(c, handlers.get(c.pod_sandbox_id, ""), deadline))
-                for c in listed.containers
-            ]
-            if isinstance(listed, api_pb2.ListContainersResponse)
-            else []
+        listed_containers = (
+            listed.containers if isinstance(listed, api_pb2.ListContainersResponse) else []
         )
-        details = {s.id: self._sandbox_detail(s, deadline) for s in sandboxes.items}
+        self._look_up_new(sandboxes.items, listed_containers, deadline)
+        containers = [(c, self._current_detail(c)) for c in listed_containers]
+        details = {s.id: self._sandboxes.get(s.id) for s in sandboxes.items}
         now = time.monotonic()
         stats = self._container_stats_if_wanted(containers, now, deadline)
         pod_stats = self._pod_sandbox_stats_if_wanted(sandboxes.items, details, now, deadline)
@@ -348,27 +356,52 @@ class CriCollector:
             image_fs.append(out)
         self._image_fs = image_fs
 
-    def _sandbox_detail(
-        self, sandbox: api_pb2.PodSandbox, deadline: float
-    ) -> _SandboxDetail | None:
-        detail = self._sandboxes.get(sandbox.id)
-        if detail is not None:
-            return detail
-        answer = self._call(
+    def _look_up_new(
+        self,
+        sandboxes: Sequence[api_pb2.PodSandbox],
+        containers: Sequence[api_pb2.Container],
+        deadline: float,
+    ) -> None:
+        """PodSandboxStatus and ContainerStatus for what is new or changed state, all in
+        flight at once; their answers are kept until it changes again or goes."""
+        new_sandboxes = [s for s in sandboxes if s.id not in self._sandboxes]
+        answers = self._call_all(
             "PodSandboxStatus",
-            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox.id, verbose=True),
+            [
+                api_pb2.PodSandboxStatusRequest(pod_sandbox_id=s.id, verbose=True)
+                for s in new_sandboxes
+            ],
             deadline,
         )
-        if not isinstance(answer, api_pb2.PodSandboxStatusResponse):
-            return None
+        for sandbox, answer in zip(new_sandboxes, answers, strict=True):
+            if answer is not None:
+                self._sandboxes[sandbox.id] = self._sandbox_detail(sandbox, answer)
+        handlers = {s.id: s.runtime_handler for s in sandboxes}
+        changed = [c for c in containers if self._current_detail(c) is None]
+        answers = self._call_all(
+            "ContainerStatus",
+            [api_pb2.ContainerStatusRequest(container_id=c.id, verbose=True) for c in changed],
+            deadline,
+        )
+        for container, answer in zip(changed, answers, strict=True):
+            if answer is not None:
+                handler = handlers.get(container.pod_sandbox_id, "")
+                self._containers[container.id] = self._container_detail(container, handler, answer)
+
+    def _current_detail(self, container: api_pb2.Container) -> _ContainerDetail | None:
+        """What ContainerStatus said about the container in the state it is in now."""
+        detail = self._containers.get(container.id)
+        return detail if detail is not None and detail.state == container.state else None
+
+    def _sandbox_detail(
+        self, sandbox: api_pb2.PodSandbox, answer: api_pb2.PodSandboxStatusResponse
+    ) -> _SandboxDetail:
         network = answer.status.network
         ips = [ip for ip in [network.ip, *(a.ip for a in network.additional_ips)] if ip]
         pid = parse_verbose_info(answer.info).pid
-        detail = _SandboxDetail(
+        return _SandboxDetail(
             pid=pid, identity=_pod_identity(sandbox, ips), host_network=self._in_host_netns(pid)
         )
-        self._sandboxes[sandbox.id] = detail
-        return detail
 
     def _pod(
         self,
@@ -447,28 +480,19 @@ class CriCollector:
         return not detail.procfs_failed
 
     def _container_detail(
-        self, container: api_pb2.Container, runtime_handler: str, deadline: float
-    ) -> _ContainerDetail | None:
-        detail = self._containers.get(container.id)
-        if detail is not None and detail.state == container.state:
-            return detail
-        answer = self._call(
-            "ContainerStatus",
-            api_pb2.ContainerStatusRequest(container_id=container.id, verbose=True),
-            deadline,
-        )
-        if not isinstance(answer, api_pb2.ContainerStatusResponse):
-            return None
+        self,
+        container: api_pb2.Container,
+        runtime_handler: str,
+        answer: api_pb2.ContainerStatusResponse,
+    ) -> _ContainerDetail:
         verbose = parse_verbose_info(answer.info)
         cgroup_path = self.cgroups.relative_path(verbose.cgroups_path)
-        detail = _ContainerDetail(
+        return _ContainerDetail(
             state=container.state,
             host_cgroup_reflects=host_cgroup_reflects(runtime_handler, verbose.runtime_type),
             cgroup_path=cgroup_path,
             identity=_container_identity(container, answer.status, verbose, cgroup_path),
         )
-        self._containers[container.id] = detail
-        return detail
 
     def _container(
         self,
