@@ -225,33 +225,21 @@ def _set_present(target: object, name: str, value: int | float | None) -> None:
 
 def _cgroup_only(out: tm.Container, sample: CgroupSample, devices: DeviceNames) -> None:
     """Figures CRI does not carry: CPU modes and CFS throttling, page cache and memory
-    events, block I/O per device, tasks. OOM kills are added per (pod, container) later.
-    Each field is set only when its file gave it (spelled out, as this runs for every
-    container every cycle)."""
+    events, block I/O per device, tasks. OOM kills are added per (pod, container) later."""
     cpu = out.cpu
-    if sample.user_seconds is not None:
-        cpu.user_seconds_total = sample.user_seconds
-    if sample.system_seconds is not None:
-        cpu.system_seconds_total = sample.system_seconds
-    if sample.cfs_periods is not None:
-        cpu.cfs_periods_total = sample.cfs_periods
-    if sample.cfs_throttled_periods is not None:
-        cpu.cfs_throttled_periods_total = sample.cfs_throttled_periods
-    if sample.cfs_throttled_seconds is not None:
-        cpu.cfs_throttled_seconds_total = sample.cfs_throttled_seconds
+    _set_present(cpu, "user_seconds_total", sample.user_seconds)
+    _set_present(cpu, "system_seconds_total", sample.system_seconds)
+    _set_present(cpu, "cfs_periods_total", sample.cfs_periods)
+    _set_present(cpu, "cfs_throttled_periods_total", sample.cfs_throttled_periods)
+    _set_present(cpu, "cfs_throttled_seconds_total", sample.cfs_throttled_seconds)
     memory = out.memory
     stat = sample.memory_stat
     if stat is not None:
-        if stat.cache is not None:
-            memory.cache_bytes = stat.cache
-        if stat.mapped_file is not None:
-            memory.mapped_file_bytes = stat.mapped_file
-    if sample.max_usage is not None:
-        memory.max_usage_bytes = sample.max_usage
-    if sample.limit_hits is not None:
-        memory.limit_hits = sample.limit_hits
-    if sample.high_events is not None:
-        memory.high_events = sample.high_events
+        _set_present(memory, "cache_bytes", stat.cache)
+        _set_present(memory, "mapped_file_bytes", stat.mapped_file)
+    _set_present(memory, "max_usage_bytes", sample.max_usage)
+    _set_present(memory, "limit_hits", sample.limit_hits)
+    _set_present(memory, "high_events", sample.high_events)
     for number, io in sorted(sample.block_io()):
         device = devices.lookup(number)
         entry = out.block_io.add(device=device.name, major=device.major, minor=device.minor)
@@ -259,7 +247,5 @@ def _cgroup_only(out: tm.Container, sample: CgroupSample, devices: DeviceNames) 
         _set_present(entry, "writes", io.writes)
         _set_present(entry, "read_bytes", io.read_bytes)
         _set_present(entry, "written_bytes", io.written_bytes)
-    if sample.threads is not None:
-        out.tasks.threads = sample.threads
-    if sample.threads_max is not None:
-        out.tasks.threads_max = sample.threads_max
+    _set_present(out.tasks, "threads", sample.threads)
+    _set_present(out.tasks, "threads_max", sample.threads_max)
