@@ -72,6 +72,9 @@ for program in agent relay advisor; do
                                        --exclude-module pyexpat
                                        --exclude-module yaml._yaml --exclude-module _yaml
                                        --exclude-module psutil.tests)
+  # click's --version of the relay and the advisor looks their version up in the package
+  # metadata; the agent passes its own and reads no metadata
+  [ "$program" != agent ] && excludes+=(--copy-metadata kubensage)
   rm -rf "dist/$name" "dist/$name.tar.gz"
   # --strip: symbols of the bundled libraries are never used at run time (~1/3 of their size)
   "$PYTHON" -m PyInstaller --noconfirm --onedir --strip --log-level WARN \

@@ -12,6 +12,7 @@ import pytest
 from kubensage_agent.collectors.cri import MAX_ANNOTATION_VALUE, CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.stats_policy import StatsPolicy
 from kubensage_agent.cri.client import CriClient
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
@@ -27,8 +28,17 @@ def serve(sock_dir: Path, runtime: FakeRuntime) -> FakeCriServer:
     return FakeCriServer(sock_dir / "cri.sock", runtime)
 
 
-def collector_for(server: FakeCriServer, root: Path = Path("/")) -> CriCollector:
-    return CriCollector(CriClient(server.endpoint, TIMEOUT), HostPaths(root), CollectorErrors())
+# the runtime's figures every cycle whatever its answers cost: these tests are about
+# what the answers carry (tests/test_cri_calls.py is about which calls are made)
+EVERY_CYCLE = StatsPolicy(cri_stats_interval=0)
+
+
+def collector_for(
+    server: FakeCriServer, root: Path = Path("/"), policy: StatsPolicy = EVERY_CYCLE
+) -> CriCollector:
+    return CriCollector(
+        CriClient(server.endpoint, TIMEOUT), HostPaths(root), CollectorErrors(), policy=policy
+    )
 
 
 def two_cycles(collector: CriCollector, runtime: FakeRuntime) -> list[tm.Pod]:
@@ -148,7 +158,7 @@ def test_pod_network_is_read_from_procfs_without_asking_the_runtime(sock_dir: Pa
     runtime.containers = [FakeContainer("c1", "s1", "app")]
     root = fake_host(sock_dir / "host", host_network=False)
     with serve(sock_dir, runtime) as server:
-        collector = collector_for(server, root)
+        collector = collector_for(server, root, StatsPolicy())
         for _ in range(3):
             pods, _ = collector.collect(time.monotonic() + TIMEOUT)
         collector.close()

@@ -103,7 +103,9 @@ class CriClient:
                 try:
                     answers.append(future.result())
                 except grpc.RpcError as exc:
-                    answers.append(self._failed(method, exc))
+                    answers.append(self._failed(method, exc, reconnect=False))
+        if any(isinstance(a, CriError) and a.code in RECONNECT_CODES for a in answers):
+            self.close()  # only once every call is answered: closing cancels those in flight
         return answers
 
     def _timeout(self, method: str, deadline: float | None) -> float:
@@ -120,9 +122,11 @@ class CriClient:
         runtime, images = self._connect()
         return getattr(images if method == "ImageFsInfo" else runtime, method)
 
-    def _failed(self, method: str, exc: grpc.RpcError) -> CriError:
+    def _failed(self, method: str, exc: grpc.RpcError, *, reconnect: bool = True) -> CriError:
+        """The call's error; with `reconnect`, the channel is closed first when the code
+        makes the connection suspect."""
         code = exc.code()
-        if code in RECONNECT_CODES:
+        if reconnect and code in RECONNECT_CODES:
             self.close()
         return CriError(method, f"{code.name}: {exc.details()}", code)
 
