@@ -343,12 +343,14 @@ class CriCollector:
     def _image_filesystems_if_due(self, now: float, deadline: float) -> None:
         """ImageFsInfo once per interval (the first cycle included): image filesystems
         change when images are pulled or removed, and the last answer is carried."""
-        if self._image_fs and not self._image_fs_schedule.due(now):
+        schedule = self._image_fs_schedule
+        if schedule.last_at is not None and not schedule.due(now):
             return
+        started = time.monotonic()
         answer = self._call("ImageFsInfo", api_pb2.ImageFsInfoRequest(), deadline)
         if not isinstance(answer, api_pb2.ImageFsInfoResponse):
             return
-        self._image_fs_schedule.last_at = now
+        schedule.measured(now, time.monotonic() - started, len(answer.image_filesystems))
         image_fs = []
         for usage in answer.image_filesystems:
             out = tm.FilesystemUsage()
