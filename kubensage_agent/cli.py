@@ -94,7 +94,8 @@ def detect(**options: Any) -> None:
     "--sample-interval",
     type=click.FloatRange(min=0),
     default=1.0,
-    help="Seconds between the two samples that fill the CPU rates; 0 takes one sample.",
+    help="Seconds between the two samples that fill the CPU rates; 0 takes one sample "
+    "(no rates, and no writable layer unless --cri-stats-interval is 0).",
 )
 def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     """Collect one report and print it, then exit."""

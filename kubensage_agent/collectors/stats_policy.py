@@ -68,7 +68,7 @@ class CallSchedule:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.last_at: float | None = None
-        self.started_at: float | None = None
+        self.first_cycle_passed = False
         self.cheap = False
 
     def due(self, now: float) -> bool:
@@ -76,8 +76,8 @@ class CallSchedule:
             return True
         if self.last_at is not None:
             return now - self.last_at >= self.interval
-        if self.started_at is None:  # the first cycle
-            self.started_at = now
+        if not self.first_cycle_passed:
+            self.first_cycle_passed = True
             return False
         return True
 
