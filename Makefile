@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+VERSION ?= $(shell sed -n 's/^VERSION = "\(.*\)"/\1/p' kubensage_common/_version.py)
 UNAME_M := $(shell uname -m)
 ARCH ?= $(if $(filter x86_64,$(UNAME_M)),amd64,$(if $(filter aarch64 arm64,$(UNAME_M)),arm64,$(UNAME_M)))
 RELAY_GRPC ?= 127.0.0.1:9190
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 kubensage_agent kubensage_common kubensage_api relay advisor
 	@touch $(STAMP)
 
 venv: $(STAMP)

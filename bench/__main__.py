@@ -8,7 +8,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 from loguru import logger
@@ -19,6 +18,7 @@ from bench.hostile import decoding, under_attack
 from bench.relay import fleet_page, ingest, kube_cache, scrape
 from bench.remote_write import remote_write
 from bench.table import Results, write_markdown
+from kubensage_common._version import VERSION as RELEASE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,9 +29,8 @@ def main() -> None:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     os.environ["KUBECONFIG"] = "/nonexistent/kubensage-bench/kubeconfig"
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    binary = REPO / "dist" / f"kubensage-agent-{version}-linux-{arch}" / "kubensage-agent"
+    binary = REPO / "dist" / f"kubensage-agent-{RELEASE}-linux-{arch}" / "kubensage-agent"
     results = Results()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="ksbench-", dir="/tmp"))

@@ -1,3 +1,3 @@
-from kubensage_agent.cli import main
+from kubensage_agent.entry import main
 
 main()

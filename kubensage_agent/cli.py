@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 import grpc
-from google.protobuf import json_format
 from loguru import logger
 
 from kubensage_agent.checks.manifest import CheckDefaults
@@ -22,17 +21,16 @@ from kubensage_agent.collectors.node import NodeCollector, default_node_name
 from kubensage_agent.collectors.node.flags import settings_from_options
 from kubensage_agent.cri.discovery import DiscoveryError, discover
 from kubensage_agent.hostfs import HostPaths
-from kubensage_agent.options import host_options
+from kubensage_agent.options import host_options, stats_policy
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_agent.state.identity import load_or_create_agent_id
-from kubensage_agent.textformat import render_text
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import channel_credentials, require_secure_or_explicit
-from kubensage_common.version import version_string
+from kubensage_common.version import VERSION, version_string
 
 
 def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
@@ -61,7 +59,9 @@ def build_reporter(
     except ValueError as exc:
         raise click.UsageError(f"node collectors: {exc}") from exc
     node = NodeCollector(paths, options["node_name"] or default_node_name(), errors, settings)
-    runtime = RuntimeLink(paths, options["cri_socket"], options["cri_timeout"], errors)
+    runtime = RuntimeLink(
+        paths, options["cri_socket"], options["cri_timeout"], errors, stats_policy(options)
+    )
     return ReportBuilder(
         agent_id=agent_id,
         node=node,
@@ -85,7 +85,7 @@ def build_checks(options: dict[str, Any]) -> CheckScheduler | None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(message=version_string("kubensage-agent"))
+@click.version_option(VERSION, message=version_string("kubensage-agent"))
 def cli() -> None:
     """Node and container telemetry from /proc, /sys and the CRI runtime."""
 
@@ -113,7 +113,8 @@ def detect(**options: Any) -> None:
     "--sample-interval",
     type=click.FloatRange(min=0),
     default=1.0,
-    help="Seconds between the two samples that fill the CPU rates; 0 takes one sample.",
+    help="Seconds between the two samples that fill the CPU rates; 0 takes one sample "
+    "(no rates, and no writable layer unless --cri-stats-interval is 0).",
 )
 def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     """Collect one report and print it, then exit."""
@@ -126,9 +127,14 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     finally:
         if reporter.runtime is not None:
             reporter.runtime.close()
+    # the formatters load only here: `run` never needs them, and each costs memory
     if output_format == "json":
+        from google.protobuf import json_format  # noqa: PLC0415
+
         click.echo(json_format.MessageToJson(report, preserving_proto_field_name=True))
     else:
+        from kubensage_agent.textformat import render_text  # noqa: PLC0415
+
         click.echo(render_text(report))
 
 

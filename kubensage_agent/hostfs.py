@@ -9,14 +9,18 @@ from pathlib import Path
 SMALL_FILE_BYTES = 65536
 
 
-def read_small(path: str | os.PathLike[str]) -> str:
+def read_small_bytes(path: str | os.PathLike[str]) -> bytes:
     """A whole small kernel file with two syscalls; per-container files are read every
     cycle, where pathlib and buffered text I/O cost more than the read itself."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return os.read(fd, SMALL_FILE_BYTES).decode()
+        return os.read(fd, SMALL_FILE_BYTES)
     finally:
         os.close(fd)
+
+
+def read_small(path: str | os.PathLike[str]) -> str:
+    return read_small_bytes(path).decode()
 
 
 def read_whole(path: str | os.PathLike[str]) -> str:

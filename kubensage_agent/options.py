@@ -8,6 +8,11 @@ from typing import Any, TypeVar
 import click
 
 from kubensage_agent.collectors.node.flags import collector_options
+from kubensage_agent.collectors.stats_policy import (
+    DEFAULT_CRI_STATS_INTERVAL,
+    SOURCES,
+    StatsPolicy,
+)
 from kubensage_common.cliconfig import config_option, logging_options, option
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,6 +24,21 @@ def host_options(func: F) -> F:
         "--node-name",
         default=None,
         help="Kubernetes node name; defaults to $NODE_NAME, then the hostname.",
+    )(func)
+    func = option(
+        "--cri-stats-interval",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_CRI_STATS_INTERVAL,
+        help="Seconds between the CRI stats calls for what only the runtime knows (writable "
+        "layer, image filesystem), carried in between; 0 makes every CRI stats call every "
+        "cycle, as costly as that is for the runtime.",
+    )(func)
+    func = option(
+        "--prefer-source",
+        type=click.Choice(SOURCES),
+        default=SOURCES[0],
+        help="Where CPU, memory, swap, PSI and pod network come from when both the "
+        "container's cgroup (and /proc) and the runtime's CRI stats give them.",
     )(func)
     func = option(
         "--cri-timeout",
@@ -39,3 +59,9 @@ def host_options(func: F) -> F:
     )(func)
     func = logging_options(func)
     return config_option()(func)
+
+
+def stats_policy(options: dict[str, Any]) -> StatsPolicy:
+    return StatsPolicy(
+        prefer=options["prefer_source"], cri_stats_interval=options["cri_stats_interval"]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -11,13 +12,16 @@ from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.cri import CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.stats_policy import StatsPolicy
 from kubensage_agent.cri.client import CriClient
 from kubensage_agent.cri.discovery import DiscoveryError, discover
-from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.hostfs import HostPaths, read_small
+from kubensage_agent.parsers.statm import parse_statm_resident_pages
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.version import VERSION
 
 REDISCOVERY_SECONDS = 60.0
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -37,12 +41,18 @@ class RuntimeLink:
     """The runtime the agent collects from; found again later when absent at start."""
 
     def __init__(
-        self, paths: HostPaths, explicit: str | None, timeout: float, errors: CollectorErrors
+        self,
+        paths: HostPaths,
+        explicit: str | None,
+        timeout: float,
+        errors: CollectorErrors,
+        stats: StatsPolicy | None = None,
     ) -> None:
         self.paths = paths
         self.explicit = explicit
         self.timeout = timeout
         self.errors = errors
+        self.stats = stats if stats is not None else StatsPolicy()
         self.collector: CriCollector | None = None
         self.info = tm.RuntimeInfo()
         self._next_attempt = 0.0
@@ -74,7 +84,7 @@ class RuntimeLink:
             found.endpoint,
         )
         self.collector = CriCollector(
-            CriClient(found.endpoint, self.timeout), self.paths, self.errors
+            CriClient(found.endpoint, self.timeout), self.paths, self.errors, policy=self.stats
         )
         return self.collector
 
@@ -114,6 +124,7 @@ class ReportBuilder:
         return self._last_collected_at
 
     def build(self, sequence: int) -> tm.Metrics:
+        """One report, built in place: every collector adds to the message it goes out in."""
         started = time.monotonic()
         report = tm.Metrics(
             agent_id=self.agent_id,
@@ -121,12 +132,10 @@ class ReportBuilder:
             collected_at_unix_nanos=self._collection_time(),
             agent_version=VERSION,
         )
-        report.node.CopyFrom(self.node.collect())
+        self.node.collect(into=report.node)
         cri = self.runtime.current() if self.runtime is not None else None
         if cri is not None and self.runtime is not None:
-            pods, image_fs = cri.collect(deadline=time.monotonic() + self.cri_timeout)
-            report.pods.extend(pods)
-            report.image_filesystems.extend(image_fs)
+            cri.collect(deadline=time.monotonic() + self.cri_timeout, into=report)
             report.runtime.CopyFrom(self.runtime.info)
         health = report.health
         health.cycle_duration_seconds = time.monotonic() - started
@@ -142,4 +151,17 @@ class ReportBuilder:
         if self.checks is not None:  # the newest results only: a check never delays a cycle
             report.checks.extend(self.checks.results())
             health.check_errors_total = self.checks.errors_total
+        _own_cost(health)
         return report
+
+
+def _own_cost(health: tm.AgentHealth) -> None:
+    """The agent's own CPU so far (every thread) and resident memory now: two cheap
+    reads, so an operator sees what the agent costs next to what it reports."""
+    times = os.times()
+    health.process_cpu_seconds_total = times.user + times.system
+    try:
+        pages = parse_statm_resident_pages(read_small("/proc/self/statm"))
+    except (OSError, ValueError):
+        return  # not reported this cycle rather than a fake zero
+    health.process_resident_memory_bytes = pages * PAGE_BYTES

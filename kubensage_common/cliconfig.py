@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 ENV_PREFIX = "KUBENSAGE_"
@@ -30,6 +29,8 @@ def option(flag: str, *extra: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    import yaml  # noqa: PLC0415 - only with --config; the agent's memory is otherwise spared it
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -11,15 +11,17 @@ a traceback.
 from __future__ import annotations
 
 import socket
-import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from kubensage_common.logsetup import FirstPerKey
+
+if TYPE_CHECKING:  # the agent runs without Python's ssl (see kubensage_agent.entry)
+    import ssl
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -74,7 +76,8 @@ class _QuietHandler(WSGIRequestHandler):
     def setup(self) -> None:
         # a client that stalls mid-request (or mid-handshake) must not hold a thread
         self.request.settimeout(getattr(self.server, "read_timeout", READ_TIMEOUT_SECONDS))
-        if isinstance(self.request, ssl.SSLSocket):
+        tls = sys.modules.get("ssl")  # a TLS socket exists only where ssl is loaded
+        if tls is not None and isinstance(self.request, tls.SSLSocket):
             self.request.do_handshake()  # here, under the timeout, not in the accept loop
         super().setup()
 

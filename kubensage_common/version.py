@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 
-
-def _package_version() -> str:
-    try:
-        return metadata.version("kubensage")
-    except metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
+from kubensage_common._version import VERSION as RELEASE
 
 
 def _build_info() -> tuple[str, str, str]:
-    """(version, commit, build date): baked by the build, else from the installed package."""
+    """(version, commit, build date): baked by the build, else the release version."""
     try:
         baked = importlib.import_module("kubensage_common._build_info")
     except ImportError:
-        return _package_version(), "unknown", "unknown"
+        return RELEASE, "unknown", "unknown"
     return str(baked.VERSION), str(baked.COMMIT), str(baked.BUILD_DATE)
 
 

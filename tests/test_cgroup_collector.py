@@ -20,6 +20,7 @@ from kubensage_agent.cgroups.oomkills import OomKillLedger
 from kubensage_agent.collectors.cgroup import COLLECTOR, CgroupCollector
 from kubensage_agent.collectors.cri import CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
+from kubensage_agent.collectors.stats_policy import StatsPolicy
 from kubensage_agent.cri.client import CriClient
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.textformat import render_text
@@ -68,7 +69,13 @@ def limits_of(container: tm.Container) -> tuple[float, int, int, int, int]:
 class Node:
     """A fake runtime on a host root copied from a fixture tree, and a collector for it."""
 
-    def __init__(self, sock_dir: Path, tree: Path, budget: FdBudget | None = None) -> None:
+    def __init__(
+        self,
+        sock_dir: Path,
+        tree: Path,
+        budget: FdBudget | None = None,
+        policy: StatsPolicy | None = None,
+    ) -> None:
         self.root = sock_dir / "host"
         shutil.copytree(tree, self.root)
         self.runtime = FakeRuntime(name="containerd", version="1.6.20")
@@ -77,7 +84,7 @@ class Node:
         paths = HostPaths(self.root)
         self.cgroups = CgroupCollector(paths, self.errors, budget or FdBudget(4096))
         self.collector = CriCollector(
-            CriClient(self.server.endpoint, TIMEOUT), paths, self.errors, self.cgroups
+            CriClient(self.server.endpoint, TIMEOUT), paths, self.errors, self.cgroups, policy
         )
 
     def info(self, runtime: str) -> str:
@@ -104,8 +111,8 @@ MakeNode = Callable[..., Node]
 def node_on(sock_dir: Path) -> Iterator[MakeNode]:
     started: list[Node] = []
 
-    def make(tree: Path, budget: FdBudget | None = None) -> Node:
-        node = Node(sock_dir, tree, budget)
+    def make(tree: Path, budget: FdBudget | None = None, policy: StatsPolicy | None = None) -> Node:
+        node = Node(sock_dir, tree, budget, policy)
         node.server.__enter__()
         started.append(node)
         return node
@@ -116,8 +123,10 @@ def node_on(sock_dir: Path) -> Iterator[MakeNode]:
         node.server.__exit__(None, None, None)
 
 
-def v2_node(node_on: MakeNode, tree: Path, *, cri_stats: bool = True) -> Node:
-    node = node_on(tree)
+def v2_node(
+    node_on: MakeNode, tree: Path, *, cri_stats: bool = True, policy: StatsPolicy | None = None
+) -> Node:
+    node = node_on(tree, policy=policy)
     node.runtime.add_pod("s1", "db-0", "shop")
     node.runtime.add_pod("s2", "cache-5f7b", "shop")
     node.container(
@@ -136,10 +145,10 @@ def test_v2_systemd_containerd_container_has_every_cgroup_figure(node_on: MakeNo
     node = v2_node(node_on, V2_SYSTEMD)
     app = node.collect()[CONTAINERD_ID]
     assert app.cgroup_path == V2_CONTAINER
-    # CRI gives usage and working set: it wins, and says so
-    assert (app.cpu.source, app.memory.source) == ("cri", "cri")
-    assert app.cpu.usage_seconds_total == pytest.approx(7.0)
-    assert app.memory.working_set_bytes == 10 * 1024**2
+    # the cgroup gives usage and working set: by default it wins over CRI, and says so
+    assert (app.cpu.source, app.memory.source) == ("cgroup", "cgroup")
+    assert app.cpu.usage_seconds_total == pytest.approx(8.123456)
+    assert app.memory.working_set_bytes == 34255073280 - 20126994432
     # the rest only the cgroup has
     cpu = app.cpu
     assert (cpu.user_seconds_total, cpu.system_seconds_total) == pytest.approx((6.912345, 1.211111))
@@ -162,6 +171,15 @@ def test_v2_systemd_containerd_container_has_every_cgroup_figure(node_on: MakeNo
     assert pressure["io"].full.avg10 == pytest.approx(0.80)
     # containerd 1.6 leaves CRI status resources empty: limits come from the runtime spec
     assert limits_of(app) == (2.0, 200000, 100000, 2048, 64 * 1024**3)
+
+
+def test_runtime_figures_win_where_both_give_them_when_preferred(node_on: MakeNode) -> None:
+    node = v2_node(node_on, V2_SYSTEMD, policy=StatsPolicy(prefer="cri"))
+    app = node.collect()[CONTAINERD_ID]
+    assert (app.cpu.source, app.memory.source) == ("cri", "cri")
+    assert app.cpu.usage_seconds_total == pytest.approx(7.0)
+    assert app.memory.working_set_bytes == 10 * 1024**2
+    assert app.cpu.cfs_periods_total == 4213  # what only the cgroup has, still from it
 
 
 @pytest.mark.parametrize("tree", [V2_SYSTEMD, V2_CGROUPFS], ids=["systemd", "cgroupfs"])

@@ -12,6 +12,7 @@ import pytest
 from kubensage_agent.collectors.cri import MAX_ANNOTATION_VALUE, CriCollector
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.collectors.stats_policy import StatsPolicy
 from kubensage_agent.cri.client import CriClient
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
@@ -27,8 +28,17 @@ def serve(sock_dir: Path, runtime: FakeRuntime) -> FakeCriServer:
     return FakeCriServer(sock_dir / "cri.sock", runtime)
 
 
-def collector_for(server: FakeCriServer, root: Path = Path("/")) -> CriCollector:
-    return CriCollector(CriClient(server.endpoint, TIMEOUT), HostPaths(root), CollectorErrors())
+# the runtime's figures every cycle whatever its answers cost: these tests are about
+# what the answers carry (tests/test_cri_calls.py is about which calls are made)
+EVERY_CYCLE = StatsPolicy(cri_stats_interval=0)
+
+
+def collector_for(
+    server: FakeCriServer, root: Path = Path("/"), policy: StatsPolicy = EVERY_CYCLE
+) -> CriCollector:
+    return CriCollector(
+        CriClient(server.endpoint, TIMEOUT), HostPaths(root), CollectorErrors(), policy=policy
+    )
 
 
 def two_cycles(collector: CriCollector, runtime: FakeRuntime) -> list[tm.Pod]:
@@ -118,39 +128,58 @@ def test_cri_o_style_runtime_rate_and_psi_are_taken_from_cri(sock_dir: Path) -> 
 SANDBOX_PID = 4242
 
 
-def fake_host(root: Path, *, host_network: bool) -> Path:
-    """A host root where sandbox SANDBOX_PID has its own network namespace, or the host's."""
-    shutil.copytree(REAL, root)
-    (root / "proc" / str(SANDBOX_PID) / "net").mkdir(parents=True)
-    shutil.copy(REAL / "proc" / "net" / "dev", root / "proc" / str(SANDBOX_PID) / "net" / "dev")
-    (root / "proc" / "1" / "ns").mkdir(parents=True)
-    (root / "proc" / str(SANDBOX_PID) / "ns").mkdir()
+def give_sandbox_netns(root: Path, *, host_network: bool) -> None:
+    """Sandbox SANDBOX_PID under host root `root`, in its own network namespace or the
+    host's, with the host's /proc/net/dev as its interfaces."""
+    sandbox = root / "proc" / str(SANDBOX_PID)
+    (sandbox / "net").mkdir(parents=True)
+    shutil.copy(REAL / "proc" / "net" / "dev", sandbox / "net" / "dev")
+    for process in ("1", "self", str(SANDBOX_PID)):
+        (root / "proc" / process / "ns").mkdir(parents=True, exist_ok=True)
     (root / "proc" / "1" / "ns" / "net").write_text("host netns")
-    (root / "proc" / "self" / "ns").mkdir(parents=True)
     (root / "proc" / "self" / "ns" / "net").write_text("the agent's netns")
-    sandbox_ns = root / "proc" / str(SANDBOX_PID) / "ns" / "net"
+    sandbox_ns = sandbox / "ns" / "net"
     if host_network:
         sandbox_ns.hardlink_to(root / "proc" / "1" / "ns" / "net")  # same inode
     else:
         sandbox_ns.write_text("pod netns")
+
+
+def fake_host(root: Path, *, host_network: bool) -> Path:
+    """A host root where sandbox SANDBOX_PID has its own network namespace, or the host's."""
+    shutil.copytree(REAL, root)
+    give_sandbox_netns(root, host_network=host_network)
     return root
 
 
-def test_unimplemented_pod_stats_falls_back_to_procfs_and_stops_asking(sock_dir: Path) -> None:
-    runtime = FakeRuntime(
-        name="cri-dockerd", unimplemented={"ListPodSandboxStats"}, sandbox_pid=SANDBOX_PID
-    )
-    runtime.add_pod("s1", "legacy")
+def test_pod_network_is_read_from_procfs_without_asking_the_runtime(sock_dir: Path) -> None:
+    runtime = FakeRuntime(name="containerd", version="1.6.20", sandbox_pid=SANDBOX_PID)
+    runtime.add_pod("s1", "web")
     runtime.containers = [FakeContainer("c1", "s1", "app")]
     root = fake_host(sock_dir / "host", host_network=False)
     with serve(sock_dir, runtime) as server:
-        collector = collector_for(server, root)
+        collector = collector_for(server, root, StatsPolicy())
         for _ in range(3):
             pods, _ = collector.collect(time.monotonic() + TIMEOUT)
-    assert runtime.calls.count("ListPodSandboxStats") == 1
+        collector.close()
+    assert "ListPodSandboxStats" not in runtime.calls
     assert pods[0].network_source == "procfs"
     assert {i.name for i in pods[0].network} == {"ifb0", "ifb1", "eth0"}  # lo left out
     assert all(i.HasField("receive_packets") for i in pods[0].network)
+
+
+def test_unimplemented_pod_stats_is_asked_once_for_a_pod_it_cannot_read(sock_dir: Path) -> None:
+    runtime = FakeRuntime(name="cri-dockerd", unimplemented={"ListPodSandboxStats"})
+    runtime.add_pod("s1", "legacy")  # no sandbox pid: the agent cannot read its network
+    runtime.containers = [FakeContainer("c1", "s1", "app")]
+    with serve(sock_dir, runtime) as server:
+        collector = collector_for(server)
+        for _ in range(3):
+            pods, _ = collector.collect(time.monotonic() + TIMEOUT)
+        collector.close()
+    assert runtime.calls.count("ListPodSandboxStats") == 1
+    assert pods[0].network_source == ""
+    assert collector.cri_errors_total == 0  # not implemented is not an error
 
 
 def test_host_network_pod_gets_no_pod_network(sock_dir: Path) -> None:
@@ -270,3 +299,23 @@ def test_runtime_that_disappears_and_returns_is_reconnected(sock_dir: Path) -> N
     with serve(sock_dir, runtime):
         pods, _ = collector.collect(time.monotonic() + TIMEOUT)
     assert {c.name for c in pods[0].containers} == {"app", "crashed"}
+
+
+def test_failed_status_look_ups_cost_only_their_fields_and_are_tried_again(
+    sock_dir: Path,
+) -> None:
+    runtime = containerd_like()
+    runtime.failing["ContainerStatus"] = grpc.StatusCode.UNKNOWN
+    with serve(sock_dir, runtime) as server:
+        collector = collector_for(server)
+        pods, _ = collector.collect(time.monotonic() + TIMEOUT)
+        containers = {c.name: c for c in pods[0].containers}
+        assert set(containers) == {"app", "crashed"}  # from ListContainers alone
+        assert not containers["crashed"].HasField("limits")
+        assert collector.cri_errors_total == 2  # one per container looked up
+        del runtime.failing["ContainerStatus"]
+        pods, _ = collector.collect(time.monotonic() + TIMEOUT)
+        collector.close()
+    crashed = next(c for c in pods[0].containers if c.name == "crashed")
+    assert (crashed.exit_code, crashed.reason) == (137, "OOMKilled")
+    assert runtime.calls.count("ContainerStatus") == 4

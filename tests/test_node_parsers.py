@@ -12,6 +12,7 @@ from kubensage_agent.parsers.meminfo import parse_meminfo
 from kubensage_agent.parsers.mounts import parse_mounts
 from kubensage_agent.parsers.netdev import parse_net_dev
 from kubensage_agent.parsers.stat import CPU_MODES, parse_stat
+from kubensage_agent.parsers.statm import parse_statm_resident_pages
 from kubensage_agent.parsers.sysctl import parse_sysctl_integer
 from kubensage_agent.parsers.timex import RawTimex, decode_timex
 from kubensage_agent.parsers.vmstat import parse_vmstat
@@ -237,3 +238,13 @@ def test_timex_sync_status_is_the_return_value_not_time_error() -> None:
     assert not decode_timex(raw_timex(state=5, status=0x40)).synchronised
     with pytest.raises(ValueError):
         decode_timex(raw_timex(state=-1))
+
+
+def test_statm_resident_pages_from_the_second_column() -> None:
+    assert parse_statm_resident_pages(read(REAL / "proc/self/statm")) == 8968
+
+
+@pytest.mark.parametrize("name", ["statm-garbage", "statm-truncated"])
+def test_damaged_statm_is_rejected(name: str) -> None:
+    with pytest.raises(ValueError):
+        parse_statm_resident_pages(read(VARIANTS / name))

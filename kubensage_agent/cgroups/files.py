@@ -12,7 +12,7 @@ import errno
 import os
 import resource
 
-from kubensage_agent.hostfs import SMALL_FILE_BYTES, read_small
+from kubensage_agent.hostfs import SMALL_FILE_BYTES, read_small_bytes
 
 # descriptors left for everything else the agent opens (gRPC, spool, /proc reads)
 RESERVED_DESCRIPTORS = 256
@@ -74,10 +74,12 @@ class CgroupFile:
         os.close(fd)
         return cls(path, -1, None)
 
-    def read(self) -> str:
+    def read(self) -> bytes:
+        """The file's current content, undecoded: most read the same as last cycle, and
+        comparing bytes spares decoding them."""
         if self.fd < 0:
-            return read_small(self.path)
-        return os.pread(self.fd, SMALL_FILE_BYTES, 0).decode()
+            return read_small_bytes(self.path)
+        return os.pread(self.fd, SMALL_FILE_BYTES, 0)
 
     def close(self) -> None:
         if self.fd >= 0:

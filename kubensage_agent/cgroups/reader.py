@@ -16,7 +16,7 @@ from typing import Any
 
 from kubensage_agent.cgroups.files import GONE, UNSUPPORTED, CgroupFile, FdBudget
 from kubensage_agent.cgroups.hierarchy import ContainerDirs
-from kubensage_agent.hostfs import read_small
+from kubensage_agent.hostfs import SMALL_FILE_BYTES, read_small
 from kubensage_agent.parsers.cgroup_cpu import (
     CpuStat,
     UserSystem,
@@ -188,16 +188,16 @@ V2_ROWS = (
 
 
 class _OpenFile:
-    """An open file with its last text and what it parsed to: most files of an idle
+    """An open file with its last content and what it parsed to: most files of an idle
     container read the same from one cycle to the next, and comparing costs far less
     than parsing again."""
 
-    __slots__ = ("handle", "row", "text", "value")
+    __slots__ = ("content", "handle", "row", "value")
 
     def __init__(self, handle: CgroupFile, row: FileRow) -> None:
         self.handle = handle
         self.row = row
-        self.text: str | None = None
+        self.content: bytes | None = None
         self.value: Any = None
 
 
@@ -240,11 +240,15 @@ class ContainerCgroup:
             row = file.row
             if row.usage_only and not usage:
                 continue
+            handle = file.handle
             try:
-                text = file.handle.read()
-                if text != file.text:
-                    file.value = row.parse(text)
-                    file.text = text
+                # a pread on the open descriptor, without a call per file: the usual case
+                content = (
+                    os.pread(handle.fd, SMALL_FILE_BYTES, 0) if handle.fd >= 0 else handle.read()
+                )
+                if content != file.content:
+                    file.value = row.parse(content.decode())
+                    file.content = content
             except OSError as exc:
                 if exc.errno in GONE:
                     raise CgroupGoneError(file.handle.path) from exc

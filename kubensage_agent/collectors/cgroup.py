@@ -8,6 +8,7 @@ systemd drivers to a directory under each host cgroup mount, found once from the
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from kubensage_agent.cgroups.devices import DeviceNames
 from kubensage_agent.cgroups.files import FdBudget
@@ -69,10 +70,9 @@ class CgroupCollector:
             self._layout = CgroupLayout.from_mounts(mounts, self.paths)
         return self._layout
 
-    def sample(self, container_id: str, relative: str, usage: bool) -> CgroupSample | None:
-        """This cycle's figures of a running container's cgroup at `relative` (with CPU and
-        memory usage when `usage`); None when it has no cgroup on this host. The files
-        are opened on the first call only."""
+    def readable(self, container_id: str, relative: str) -> bool:
+        """Whether a running container has a cgroup at `relative` on this host; its files
+        are opened on the first call only, and stay open while it is sampled each cycle."""
         self._sampled.add(container_id)
         if container_id not in self._open:
             layout = self.layout()
@@ -80,7 +80,12 @@ class CgroupCollector:
             self._open[container_id] = (
                 ContainerCgroup.open(dirs, self.budget) if dirs is not None else None
             )
-        cgroup = self._open[container_id]
+        return self._open[container_id] is not None
+
+    def sample(self, container_id: str, relative: str, usage: bool) -> CgroupSample | None:
+        """This cycle's figures of a running container's cgroup at `relative` (with CPU and
+        memory usage when `usage`); None when it has no cgroup on this host."""
+        cgroup = self._open.get(container_id) if self.readable(container_id, relative) else None
         if cgroup is None:
             return None
         try:
@@ -104,7 +109,7 @@ class CgroupCollector:
             reason=container.reason,
         )
 
-    def end_cycle(self, pods: list[tm.Pod]) -> None:
+    def end_cycle(self, pods: Sequence[tm.Pod]) -> None:
         """Put each container's OOM kill count in the report, close the cgroups of
         containers no longer running, and clear the problems that went away."""
         listed = []

@@ -2,9 +2,10 @@
 the container's cgroup.
 
 Where both give the same figure (CPU usage, the memory working set group, swap, PSI),
-`pick_source` decides, and the report says which source was used. It is the one place
-the order is set; a container whose host cgroup does not reflect it (VM-isolated
-runtimes) has no cgroup sample at all, so it keeps CRI whatever the order.
+`pick_source` decides by the policy's order (collectors/stats_policy.py: the cgroup first
+by default, since the agent reads it anyway and the runtime's answer costs the node), and
+the report says which source was used. A container whose host cgroup does not reflect it
+(VM-isolated runtimes) has no cgroup sample at all, so it keeps CRI whatever the order.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from typing import Literal, get_args
 from kubensage_agent.cgroups.devices import DeviceNames
 from kubensage_agent.cgroups.reader import CgroupSample
 from kubensage_agent.collectors.fill import fill_pressure
+from kubensage_agent.collectors.stats_policy import CGROUP, CRI, Source
 from kubensage_agent.parsers.pressure import PressureLine, PressureStats
 from kubensage_agent.rates import CpuRateTracker, cores_from_nano_cores
 from kubensage_api.cri import api_pb2
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
 NANOS = 1_000_000_000
-CRI = "cri"
-CGROUP = "cgroup"
-# CRI first: the runtime already paid for its figures, and `kubectl top` shows the
-# runtime's. A later order may put the cgroup first where reading it is cheaper.
-SOURCE_ORDER = (CRI, CGROUP)
 # runtime handlers and shims whose containers run in a VM or a user-space kernel: the
 # host cgroup holds the sandbox (or nothing), not the container
 VM_ISOLATED_MARKERS = ("kata", "runsc", "gvisor", "firecracker")
@@ -40,18 +37,20 @@ MemoryField = Literal[
 CRI_MEMORY_FIELDS: tuple[MemoryField, ...] = get_args(MemoryField)
 
 
-def pick_source(cri_has: bool, cgroup_has: bool) -> str:
+def pick_source(cri_has: bool, cgroup_has: bool, order: tuple[Source, Source]) -> str:
     """Where a figure both sources can give comes from: "cri", "cgroup", or "" for neither."""
-    available = {CRI: cri_has, CGROUP: cgroup_has}
-    return next((source for source in SOURCE_ORDER if available[source]), "")
+    for source in order:  # spelled out: called several times per container per cycle
+        if cri_has if source == CRI else cgroup_has:
+            return source
+    return ""
 
 
-def cgroup_usage_wanted(stats: api_pb2.ContainerStats | None) -> bool:
+def cgroup_usage_wanted(stats: api_pb2.ContainerStats | None, order: tuple[Source, Source]) -> bool:
     """Whether to read CPU and memory usage from the cgroup this cycle: only when
     `pick_source` would take the cgroup's figure over what the runtime gave."""
     return CGROUP in (
-        pick_source(_cri_cpu(stats) is not None, True),
-        pick_source(_cri_memory(stats) is not None, True),
+        pick_source(_cri_cpu(stats) is not None, True, order),
+        pick_source(_cri_memory(stats) is not None, True, order),
     )
 
 
@@ -80,15 +79,18 @@ def fill_stats(
     sample: CgroupSample | None,
     rates: CpuRateTracker,
     devices: DeviceNames,
+    *,
+    order: tuple[Source, Source],
 ) -> None:
     """Every figure of a container from CRI `stats` and its cgroup `sample` (either may be
-    missing); `out` already carries the container's identity and limits."""
-    _cpu(out, stats.cpu if stats is not None and stats.HasField("cpu") else None, sample, rates)
-    _memory(out, _cri_memory(stats), sample)
-    _swap(out, stats, sample)
-    _pressure(out, stats, sample)
-    if stats is not None and stats.HasField("writable_layer"):
-        fill_filesystem(out.writable_layer, stats.writable_layer)
+    missing), the first of `order` winning where both give it; `out` already carries the
+    container's identity and limits. The writable layer is the caller's: it is carried
+    between the runtime's answers."""
+    cpu = stats.cpu if stats is not None and stats.HasField("cpu") else None
+    _cpu(out, cpu, sample, rates, order)
+    _memory(out, _cri_memory(stats), sample, order)
+    _swap(out, stats, sample, order)
+    _pressure(out, stats, sample, order)
     if sample is not None:
         _cgroup_only(out, sample, devices)
 
@@ -106,9 +108,10 @@ def _cpu(
     cpu: api_pb2.CpuUsage | None,
     sample: CgroupSample | None,
     rates: CpuRateTracker,
+    order: tuple[Source, Source],
 ) -> None:
     from_cri = cpu is not None and cpu.HasField("usage_core_nano_seconds")
-    source = pick_source(from_cri, sample is not None and sample.usage_ns is not None)
+    source = pick_source(from_cri, sample is not None and sample.usage_ns is not None, order)
     if source == CRI and cpu is not None:
         usage_ns, timestamp = cpu.usage_core_nano_seconds.value, cpu.timestamp or time.time_ns()
     elif source == CGROUP and sample is not None and sample.usage_ns is not None:
@@ -118,8 +121,16 @@ def _cpu(
     out.cpu.usage_seconds_total = usage_ns / NANOS
     out.cpu.source = source
     rate = rates.observe(out.id, usage_ns, timestamp)
-    # the runtime's own rate is what `kubectl top` shows: carry it whenever it is given
-    if cpu is not None and cpu.HasField("usage_nano_cores") and cpu.usage_nano_cores.value > 0:
+    # the rate follows the usage's source: the runtime's own rate (what `kubectl top`
+    # shows) with the runtime's usage, else one computed from two samples of the same
+    # counter the runtime reads, over the agent's interval
+    runtime_rate = (
+        source == CRI
+        and cpu is not None
+        and cpu.HasField("usage_nano_cores")
+        and cpu.usage_nano_cores.value > 0
+    )
+    if runtime_rate and cpu is not None:
         out.cpu.usage_cores = cores_from_nano_cores(cpu.usage_nano_cores.value)
         out.cpu.rate_source = "runtime"
     elif rate is not None:
@@ -128,10 +139,13 @@ def _cpu(
 
 
 def _memory(
-    out: tm.Container, memory: api_pb2.MemoryUsage | None, sample: CgroupSample | None
+    out: tm.Container,
+    memory: api_pb2.MemoryUsage | None,
+    sample: CgroupSample | None,
+    order: tuple[Source, Source],
 ) -> None:
     working_set = sample.working_set() if sample is not None else None
-    source = pick_source(memory is not None, working_set is not None)
+    source = pick_source(memory is not None, working_set is not None, order)
     target = out.memory
     if source == CRI and memory is not None:
         for name in CRI_MEMORY_FIELDS:
@@ -154,13 +168,16 @@ def _memory(
 
 
 def _swap(
-    out: tm.Container, stats: api_pb2.ContainerStats | None, sample: CgroupSample | None
+    out: tm.Container,
+    stats: api_pb2.ContainerStats | None,
+    sample: CgroupSample | None,
+    order: tuple[Source, Source],
 ) -> None:
     from_cri = (
         stats is not None and stats.HasField("swap") and stats.swap.HasField("swap_usage_bytes")
     )
     swap = sample.swap() if sample is not None else None
-    source = pick_source(from_cri, swap is not None)
+    source = pick_source(from_cri, swap is not None, order)
     if source == CRI and stats is not None:
         out.swap_usage_bytes = stats.swap.swap_usage_bytes.value
     elif source == CGROUP and swap is not None:
@@ -178,7 +195,10 @@ def _psi_from_cri(psi: api_pb2.PsiStats) -> PressureStats:
 
 
 def _pressure(
-    out: tm.Container, stats: api_pb2.ContainerStats | None, sample: CgroupSample | None
+    out: tm.Container,
+    stats: api_pb2.ContainerStats | None,
+    sample: CgroupSample | None,
+    order: tuple[Source, Source],
 ) -> None:
     from_cri = [
         (resource, usage.psi)
@@ -189,7 +209,7 @@ def _pressure(
         )
         if usage.HasField("psi")
     ]
-    source = pick_source(bool(from_cri), sample is not None and bool(sample.pressure))
+    source = pick_source(bool(from_cri), sample is not None and bool(sample.pressure), order)
     if source == CRI:
         for resource, psi in from_cri:
             fill_pressure(out.pressure.add(), resource, _psi_from_cri(psi))

@@ -8,23 +8,23 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from loguru import logger
 
-from kubensage_agent.push.probes import probe_app
 from kubensage_agent.push.queue import ReportQueue
-from kubensage_agent.push.status import StatusPage, status_app
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
-from kubensage_common.httpserver import HttpServer
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.version import VERSION
+
+if TYPE_CHECKING:
+    from kubensage_agent.push.status import StatusPage
 
 MIN_INTERVAL_SECONDS = 0.2
 
@@ -77,7 +77,7 @@ class AgentRunner:
         self.oversize_dropped = 0
         self.last_turn = time.monotonic()
         self._interval_changed = asyncio.Event()
-        self.status = StatusPage(self._status_figures)
+        self.status: StatusPage | None = None  # only with --health-address
         self.sender = StreamSender(
             config.relay_address,
             self._hello,
@@ -160,7 +160,8 @@ class AgentRunner:
             sender_health.spool_corrupt_records_total = spool.corrupt_total
             sender_health.spooled_bytes = spool.bytes_held
         report = self.builder.build(self.sequences.next())
-        self.status.remember(report)
+        if self.status is not None:
+            self.status.remember(report)
         size = report.ByteSize()
         if size > self.config.max_message_bytes:
             self.oversize_dropped += 1
@@ -193,6 +194,12 @@ class AgentRunner:
             loop.add_signal_handler(sig, stop.set)
         probes = None
         if self.config.health_address:
+            # the HTTP server, JSON and TLS modules load only when probes are on
+            from kubensage_agent.push.probes import probe_app  # noqa: PLC0415
+            from kubensage_agent.push.status import StatusPage, status_app  # noqa: PLC0415
+            from kubensage_common.httpserver import HttpServer  # noqa: PLC0415
+
+            self.status = StatusPage(self._status_figures)
             host, port = split_host_port(self.config.health_address)
             pages = {"/status": status_app(self.status, self.config.status_remote)}
             probes = HttpServer(

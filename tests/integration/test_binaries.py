@@ -9,18 +9,17 @@ import platform
 import re
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kubensage_common._version import VERSION
 from kubensage_lab.processes import RelayProcess, Service, eventually, free_port, http_get
 from tests.conftest import require
 from tests.support.fake_kube import FakeKubeApi
 
 REPO = Path(__file__).resolve().parent.parent.parent
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 

@@ -96,7 +96,7 @@ def test_cpu_limited_busy_loop_is_throttled(
     (spin,) = [c for p in report["pods"] if p["name"] == "throttled" for c in p["containers"]]
     cpu = spin["cpu"]
     assert int(cpu["cfs_throttled_periods_total"]) / int(cpu["cfs_periods_total"]) > 0.25
-    assert cpu["source"] == "cri" and spin["memory"]["source"] == "cri"
+    assert cpu["source"] == "cgroup" and spin["memory"]["source"] == "cgroup"
     assert spin["cgroup_path"] == f"{parent}/{container_id}"
     assert user_and_system_add_up(after)
     assert limits_of(after) == (0.5, 50000, 100000, 256, 64 * MIB)

@@ -37,7 +37,7 @@ def burner_pod(containerd: Containerd, driver: CriDriver) -> Iterator[PodHandle]
     driver.remove_pod(pod)
 
 
-def collect_json(endpoint: str, sample_interval: float) -> dict[str, Any]:
+def collect_json(endpoint: str, sample_interval: float, *flags: str) -> dict[str, Any]:
     result = subprocess.run(
         [
             sys.executable,
@@ -50,6 +50,7 @@ def collect_json(endpoint: str, sample_interval: float) -> dict[str, Any]:
             endpoint,
             "--sample-interval",
             str(sample_interval),
+            *flags,
         ],
         capture_output=True,
         text=True,
@@ -92,14 +93,27 @@ def test_collect_reports_burner_at_one_core_and_idle_at_zero(
     idle_cores = idle["cpu"].get("usage_cores", 0.0)
     print(f"burner {burn['cpu']['usage_cores']:.3f} cores, idle {idle_cores:.4f}")
     assert burn["cpu"]["usage_cores"] == pytest.approx(1.0, rel=0.2)
-    # containerd computes usage_nano_cores from its previous ListContainerStats sample
-    assert burn["cpu"]["rate_source"] == "runtime"
+    # by default from the cgroup, the rate computed over the two samples
+    assert (burn["cpu"]["source"], burn["cpu"]["rate_source"]) == ("cgroup", "computed")
     assert idle_cores < 0.05
     assert burn["state"] == "CONTAINER_STATE_RUNNING"
     assert burn["image"].endswith("kubensage/busybox:test")
     assert int(burn["memory"]["working_set_bytes"]) > 0
-    assert int(burn["writable_layer"]["used_bytes"]) > 0
+    assert int(burn["writable_layer"]["used_bytes"]) > 0  # fetched on the second sample
     assert report["image_filesystems"]
+
+
+def test_runtime_rate_when_the_runtime_is_asked_every_cycle(
+    containerd: Containerd, burner_pod: PodHandle
+) -> None:
+    report = collect_json(
+        containerd.endpoint, 3, "--cri-stats-interval", "0", "--prefer-source", "cri"
+    )
+    (pod,) = [p for p in report["pods"] if p["name"] == "burner"]
+    burn = next(c for c in pod["containers"] if c["name"] == "burn")
+    # containerd computes usage_nano_cores from its previous ListContainerStats sample
+    assert (burn["cpu"]["source"], burn["cpu"]["rate_source"]) == ("cri", "runtime")
+    assert burn["cpu"]["usage_cores"] == pytest.approx(1.0, rel=0.2)
 
 
 def test_container_psi_comes_from_its_own_cgroup_v2_directory(

@@ -41,6 +41,7 @@ class FakeContainer:
     info: str | None = None
     # CRI status carries no resources (containerd 1.6): limits only in the runtime spec
     status_resources: bool = True
+    writable_layer_bytes: int = 4096
 
 
 @dataclass
@@ -55,6 +56,8 @@ class FakeRuntime:
     failing: dict[str, grpc.StatusCode] = field(default_factory=dict)
     pod_network: bool = True
     sandbox_pid: int | None = None
+    # seconds ListPodSandboxStats takes per sandbox (containerd 1.x execs `runc ps` each)
+    pod_stats_seconds_per_sandbox: float = 0.0
     calls: list[str] = field(default_factory=list)
     remaining_at_entry: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -207,6 +210,11 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                 ),
                 cpu=cpu,
                 memory=memory,
+                writable_layer=api_pb2.FilesystemUsage(
+                    fs_id=api_pb2.FilesystemIdentifier(mountpoint="/var/lib/fake/overlay"),
+                    used_bytes=api_pb2.UInt64Value(value=c.writable_layer_bytes),
+                    inodes_used=api_pb2.UInt64Value(value=7),
+                ),
             )
             if c.psi:
                 entry.cpu.psi.CopyFrom(_psi(2 * NANOS))
@@ -217,6 +225,7 @@ class _RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
 
     def ListPodSandboxStats(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.rt.enter("ListPodSandboxStats", context)
+        time.sleep(self.rt.pod_stats_seconds_per_sandbox * len(self.rt.pods))
         stats = []
         for sid in self.rt.pods:
             entry = api_pb2.PodSandboxStats(

@@ -32,8 +32,10 @@ class NodeCollector:
             if spec.name in settings.enabled
         }
 
-    def collect(self) -> tm.Node:
-        node = tm.Node(name=self.node_name)
+    def collect(self, into: tm.Node | None = None) -> tm.Node:
+        """The node's figures, filled into `into` (a new message when None)."""
+        node = into if into is not None else tm.Node()
+        node.name = self.node_name
         files = NodeFiles(self.paths)
         for name, step in self.steps.items():
             with self.errors.guard(name):
