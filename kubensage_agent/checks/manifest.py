@@ -17,8 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubensage_common.checkrules import (
     MAX_INTERVAL_SECONDS,
     MIN_INTERVAL_SECONDS,
@@ -120,6 +118,8 @@ def parse_manifest(text: str | None, name: str, path: Path, defaults: CheckDefau
     """The spec of check `name` at `path` from its manifest text (None: no manifest)."""
     data: Any = {}
     if text is not None:
+        import yaml  # noqa: PLC0415 - YAML loads only on a node with a manifest to read
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

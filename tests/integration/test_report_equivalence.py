@@ -28,10 +28,10 @@ from kubensage_agent.collectors.stats_policy import LEGACY, StatsPolicy
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from tests.support.containerd import Containerd
-from tests.support.cri_driver import CriDriver, PodHandle, Resources
+from kubensage_lab.containerd import Containerd
+from kubensage_lab.cri_driver import CriDriver, PodHandle, Resources
+from kubensage_lab.processes import eventually
 from tests.support.flatten import flatten
-from tests.support.processes import eventually
 
 MIB = 1024 * 1024
 CRI_TIMEOUT = 30.0
