@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-from kubensage_lab.processes import Prometheus, PromQL, Service, free_port
+from kubensage_lab.processes import Prometheus, PromQL, Service, free_port, http_get
 
 
 class VictoriaMetrics(Service, PromQL):
@@ -30,6 +31,12 @@ class VictoriaMetrics(Service, PromQL):
     @property
     def write_url(self) -> str:
         return f"{self.url}/api/v1/write"
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        # samples just written sit in an in-memory buffer for up to a few seconds
+        status, body = http_get(f"{self.url}/internal/force_flush")
+        assert status == 200, body
+        return super().query(promql, at)
 
     def start_serving(self) -> VictoriaMetrics:
         self.start().wait_http(f"{self.url}/health")
