@@ -13,11 +13,10 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, wait_for_peak_rss
 from bench.table import Results
 from kubensage_lab.processes import Service, eventually, free_port, http_get, python_module
 from tests.support.fake_kube import FakeKubeApi
@@ -103,18 +102,12 @@ def _recommend(url: str, end: int, folder: Path) -> tuple[float, int, int, str]:
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(argv, stdout=out, stderr=err)
-    watchdog = threading.Timer(1800, process.kill)
-    watchdog.start()
-    try:
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS
-    finally:
-        watchdog.cancel()
+    peak = wait_for_peak_rss(process, limit_seconds=1800)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     rows = 0
     if process.returncode == 0:
         rows = len(json.loads(out_path.read_text())["recommendations"])
-    return seconds, usage.ru_maxrss * 1024, rows, err_path.read_text()
+    return seconds, peak, rows, err_path.read_text()
 
 
 def advisor_benchmarks(results: Results, workdir: Path) -> None:

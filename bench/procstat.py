@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import time
 from pathlib import Path
 
 from tests.support.hostile import memory_kib
@@ -39,3 +42,20 @@ def median(values: list[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def wait_for_peak_rss(process: subprocess.Popen[bytes], limit_seconds: float) -> int:
+    """Wait for `process` to end (killed after `limit_seconds`) and return its peak RSS in
+    bytes, from its own VmHWM read while it runs. Not the rusage of wait4: Linux carries
+    the parent's high-water mark into a child across fork and exec, so a large bench
+    process would be counted as the child's peak."""
+    deadline = time.monotonic() + limit_seconds
+    peak = 0
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+        # OSError: it exited between poll and read; KeyError: a zombie has no memory lines
+        with contextlib.suppress(OSError, KeyError):
+            peak = max(peak, memory_kib(process.pid)["VmHWM"] * 1024)
+        time.sleep(0.05)
+    return peak
