@@ -117,9 +117,15 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def agent_service(
-    workdir: Path, node: str, relay_address: str, *extra: str, name: str | None = None
+    workdir: Path,
+    node: str,
+    relay_address: str,
+    *extra: str,
+    name: str | None = None,
+    state_dir: Path | None = None,
 ) -> Service:
-    """A `kubensage-agent run` process for `node`, with its own state dir under `workdir`."""
+    """A `kubensage-agent run` process for `node`; its state dir is its own under `workdir`
+    unless `state_dir` is given (one agent restarted keeps its identity and spool there)."""
     name = name or f"agent-{node}"
     return Service(
         name,
@@ -131,7 +137,7 @@ def agent_service(
             "--node-name",
             node,
             "--state-dir",
-            str(workdir / f"{name}-state"),
+            str(state_dir or workdir / f"{name}-state"),
             *extra,
         ),
         workdir,

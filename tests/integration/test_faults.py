@@ -13,10 +13,10 @@ import pytest
 from kubensage_lab.processes import (
     RelayProcess,
     Service,
+    agent_service,
     eventually,
     free_port,
     http_get,
-    python_module,
 )
 
 OUTAGE_SECONDS = 30
@@ -68,26 +68,14 @@ def ports() -> Iterator[tuple[int, int]]:
 
 
 def agent(workdir: Path, grpc_port: int, state_dir: Path, name: str = "agent") -> Service:
-    return Service(
-        name,
-        python_module(
-            "kubensage_agent",
-            "run",
-            "--relay-address",
-            f"127.0.0.1:{grpc_port}",
-            "--interval",
-            "1",
-            "--node-name",
-            "fault-node",
-            "--state-dir",
-            str(state_dir),
-            "--spool",
-            "--cri-socket",
-            f"unix://{workdir}/no-runtime.sock",
-            "--flush-timeout",
-            "10",
-        ),
+    return agent_service(
         workdir,
+        "fault-node",
+        f"127.0.0.1:{grpc_port}",
+        *("--interval", "1", "--spool", "--flush-timeout", "10"),
+        *("--cri-socket", f"unix://{workdir}/no-runtime.sock"),
+        name=name,
+        state_dir=state_dir,
     )
 
 

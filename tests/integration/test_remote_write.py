@@ -27,10 +27,10 @@ from kubensage_lab.cri_driver import CriDriver
 from kubensage_lab.processes import (
     RelayProcess,
     Service,
+    agent_service,
     eventually,
     free_port,
     http_get,
-    python_module,
 )
 from tests.conftest import require
 from tests.support.balancer import RoundRobinBalancer
@@ -56,26 +56,12 @@ def metric(metrics_url: str, name: str, **labels: str) -> float:
 
 
 def agent(workdir: Path, relay: str, node: str, cri: str, state: Path) -> Service:
-    return Service(
-        f"agent-{node}",
-        python_module(
-            "kubensage_agent",
-            "run",
-            "--relay-address",
-            relay,
-            "--interval",
-            str(INTERVAL),
-            "--node-name",
-            node,
-            "--state-dir",
-            str(state),
-            "--spool",
-            "--cri-socket",
-            cri,
-            "--flush-timeout",
-            "10",
-        ),
+    return agent_service(
         workdir,
+        node,
+        relay,
+        *("--interval", str(INTERVAL), "--spool", "--flush-timeout", "10", "--cri-socket", cri),
+        state_dir=state,
     )
 
 
