@@ -17,12 +17,17 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
+    """A flag's host or a peer's address: localhost, 127/8, ::1, an IPv4-mapped loopback
+    (a dual-stack socket's IPv4 peer) or a scoped IPv6 loopback."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def join_host_port(host: str, port: int) -> str:

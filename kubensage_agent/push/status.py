@@ -9,7 +9,6 @@ itself must stay reachable by the kubelet's probes.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -18,17 +17,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.addresses import is_loopback
 from kubensage_common.httpserver import StartResponse, WsgiApp, plain
-
-
-def is_loopback(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 class StatusPage:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from kubensage_agent.push.status import StatusPage, is_loopback, status_app
+from kubensage_agent.push.status import StatusPage, status_app
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from kubensage_common.addresses import is_loopback
 from kubensage_lab.processes import RelayProcess, agent_service, eventually, free_port, http_get
 from tests.support.fake_cri import FakeContainer, FakeCriServer, FakeRuntime
 from tests.support.reports import report
