@@ -21,7 +21,7 @@ from bench.procstat import cpu_seconds, rss_bytes
 from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
-from kubensage_lab.processes import RelayProcess, Service, free_port, http_get
+from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, scrape_sample
 from tests.support.load import node_report, percentile, run_load, send_for_ack
 from tests.support.tsdb import VictoriaMetrics
 
@@ -48,9 +48,7 @@ RELAY_FLAGS = (
 
 
 def relay_value(url: str, name: str, labels: str = "") -> float:
-    body = http_get(url, timeout=60)[1]
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return scrape_sample(url, name, labels, timeout=60) or 0.0
 
 
 @dataclass

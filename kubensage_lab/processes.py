@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import signal
 import socket
 import ssl
@@ -44,6 +45,18 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def scrape_sample(
+    metrics_url: str, name: str, labels: str = "", timeout: float = 5.0
+) -> float | None:
+    """The value of the sample `name{labels}` (labels as written, braces included, or
+    empty) on a /metrics page; None when the page does not answer 200 or has no such line."""
+    status, body = http_get(metrics_url, timeout)
+    if status != 200:
+        return None
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", body, re.MULTILINE)
+    return float(match.group(1)) if match else None
 
 
 def http_status(

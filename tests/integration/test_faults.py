@@ -16,18 +16,10 @@ from kubensage_lab.processes import (
     agent_service,
     eventually,
     free_port,
-    http_get,
+    scrape_sample,
 )
 
 OUTAGE_SECONDS = 30
-
-
-def scrape_value(metrics_url: str, name: str, labels: str = "") -> float | None:
-    status, body = http_get(metrics_url)
-    if status != 200:
-        return None
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else None
 
 
 class Relay(RelayProcess):
@@ -44,7 +36,7 @@ class Relay(RelayProcess):
         )
 
     def value(self, name: str, labels: str = "") -> float:
-        return scrape_value(self.metrics_url, name, labels) or 0.0
+        return scrape_sample(self.metrics_url, name, labels) or 0.0
 
     def last_sequence_of_closed_stream(self) -> int:
         """The node leaves /metrics when its stream closes cleanly; the log keeps its last."""

@@ -31,6 +31,7 @@ from kubensage_lab.processes import (
     eventually,
     free_port,
     http_get,
+    scrape_sample,
 )
 from tests.conftest import require
 from tests.support.balancer import RoundRobinBalancer
@@ -46,13 +47,8 @@ HIGHEST = "kubensage_relay_remote_write_highest_sent_timestamp_seconds"
 
 def metric(metrics_url: str, name: str, **labels: str) -> float:
     """One sample of a relay's /metrics (0 when absent)."""
-    status, body = http_get(metrics_url)
-    if status != 200:
-        return 0.0
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$"
-    match = re.search(pattern, body, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return scrape_sample(metrics_url, name, f"{{{wanted}}}" if labels else "") or 0.0
 
 
 def agent(workdir: Path, relay: str, node: str, cri: str, state: Path) -> Service:
