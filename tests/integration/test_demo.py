@@ -32,17 +32,22 @@ START_SECONDS = 240
 
 
 def read_until_queries(process: subprocess.Popen[str]) -> str:
-    """stdout up to the last printed query URL, bounded in time."""
+    """stdout up to the last printed query URL, bounded in time.
+
+    Read from the pipe's descriptor, not the text wrapper: a buffered readline would keep
+    the rest of a multi-line write where select() cannot see it."""
     assert process.stdout is not None
-    output = ""
+    descriptor = process.stdout.fileno()
+    received = b""
     deadline = time.monotonic() + START_SECONDS
-    while output.count("/graph?g0.expr=") < len(QUERIES):
+    while received.count(b"/graph?g0.expr=") < len(QUERIES) or not received.endswith(b"\n"):
+        output = received.decode(errors="replace")
         assert time.monotonic() < deadline, f"demo did not come up:\n{output}"
         assert process.poll() is None, f"demo exited:\n{output}{process.stdout.read()}"
-        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        ready, _, _ = select.select([descriptor], [], [], 1.0)
         if ready:
-            output += process.stdout.readline()
-    return output
+            received += os.read(descriptor, 65536)
+    return received.decode(errors="replace")
 
 
 def promql(prometheus: str, expr: str) -> list[dict[str, Any]]:
