@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from loguru import logger
 
+from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
@@ -173,6 +174,7 @@ class AgentRunner:
             return
         self.builder.errors.once.clear("push:oversize")
         self.queue.put(report)
+        release_free_memory()
 
     async def collect_loop(self) -> None:
         loop = asyncio.get_running_loop()
