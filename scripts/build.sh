@@ -70,8 +70,7 @@ for program in agent relay advisor; do
                                        --exclude-module _codecs_tw
                                        --exclude-module xml --exclude-module xmlrpc
                                        --exclude-module pyexpat
-                                       --exclude-module yaml._yaml --exclude-module _yaml
-                                       --exclude-module psutil.tests)
+                                       --exclude-module yaml._yaml --exclude-module _yaml)
   # click's --version of the relay and the advisor looks their version up in the package
   # metadata; the agent passes its own and reads no metadata
   [ "$program" != agent ] && excludes+=(--copy-metadata kubensage)

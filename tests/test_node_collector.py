@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import psutil
@@ -12,6 +13,7 @@ import pytest
 import kubensage_agent.collectors.node as node_module
 from kubensage_agent.collectors.errors import CollectorErrors
 from kubensage_agent.collectors.node import NodeCollector, default_node_name
+from kubensage_agent.collectors.node.addresses import interface_addresses
 from kubensage_agent.collectors.node.registry import NodeSettings
 from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.parsers.mounts import parse_mounts
@@ -211,3 +213,22 @@ def test_the_default_node_name_is_the_lowercased_hostname_unless_node_name_is_se
     assert default_node_name() == "worker-7.example.net"
     monkeypatch.setenv("NODE_NAME", "from-the-downward-api")
     assert default_node_name() == "from-the-downward-api"
+
+
+def test_node_addresses_are_this_namespaces_addresses_loopback_left_out(host_root: Path) -> None:
+    """getifaddrs through ctypes against psutil's reading of the same call, in one
+    network namespace with IPv4 and IPv6 addresses on loopback and its other links."""
+    expected = [
+        address.address.split("%", 1)[0]
+        for name, addresses in sorted(psutil.net_if_addrs().items())
+        if name != "lo"
+        for address in addresses
+        if address.family in (socket.AF_INET, socket.AF_INET6)
+    ]
+    node, errors = collect(host_root)
+    assert list(node.addresses) == expected
+    assert expected, "this host has addresses beyond loopback"
+    assert not errors.totals
+    everything = interface_addresses()
+    assert {"127.0.0.1", "::1"} & set(everything["lo"])
+    assert not {"127.0.0.1", "::1"} & set(node.addresses)

@@ -6,11 +6,9 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psutil
-
 from kubensage_common.logsetup import OnceLogger
 
-RECOVERABLE = (OSError, ValueError, KeyError, psutil.Error)
+RECOVERABLE = (OSError, ValueError, KeyError)
 
 
 class CollectorErrors:
