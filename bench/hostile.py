@@ -18,14 +18,13 @@ from pathlib import Path
 from bench.procstat import median
 from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_lab.processes import RelayProcess
+from kubensage_lab.processes import RelayProcess, memory_kib
 from relay.ingest.decode import DecodeLimits, MessageDecoder
 from relay.ingest.limits import ReportLimits, enforce_limits
 from relay.ingest.wirescan import build_plan, scan
 from tests.support.hostile import (
     attack,
     hello_bytes,
-    memory_kib,
     repeated_empty_pods,
     report_envelope,
 )

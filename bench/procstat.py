@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.hostile import memory_kib
+from kubensage_lab.processes import memory_kib
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

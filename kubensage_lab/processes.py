@@ -291,3 +291,13 @@ class RelayProcess:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.http}/metrics"
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, from /proc."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            figures[key] = int(value.split()[0])
+    return figures

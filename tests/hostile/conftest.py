@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kubensage_lab.processes import RelayProcess
-from tests.support.hostile import Answer, GoodAgent, memory_kib, sample, scrape
+from kubensage_lab.processes import RelayProcess, memory_kib
+from tests.support.hostile import Answer, GoodAgent, sample, scrape
 
 # The relay's peak resident memory under every attack below, against the manifest's 1 GiB.
 PEAK_RSS_BOUND_MIB = 300

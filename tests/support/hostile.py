@@ -224,16 +224,6 @@ class GoodAgent:
 # -- the relay seen from outside -----------------------------------------------------------
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, from /proc."""
-    figures = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            figures[key] = int(value.split()[0])
-    return figures
-
-
 def scrape(metrics_url: str) -> str:
     status, body = http_get(metrics_url, timeout=30)
     assert status == 200, body[:200]
