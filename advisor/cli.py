@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -9,7 +10,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from loguru import logger
 
 from advisor.cost import Prices
 from advisor.formats import FORMATS, render
@@ -25,6 +25,8 @@ from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.kubeclient import load_api_client
 from kubensage_common.logsetup import configure_logging
 from kubensage_common.version import version_string
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NOTHING_TO_RECOMMEND = 3
@@ -372,7 +374,7 @@ def serve_command(**options: Any) -> None:
                 "--kubeconfig, or pass --no-leader-election for a single replica"
             )
         api = loaded[0]
-    logger.info("window {} s, interval {} s", request.window_seconds, options["interval"])
+    logger.info("window %s s, interval %s s", request.window_seconds, options["interval"])
     try:
         serve(
             ServeConfig(request, options["interval"], options["metrics_address"], lease),

@@ -12,6 +12,7 @@ one win (409 Conflict for the other).
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -23,9 +24,10 @@ from enum import Enum
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from loguru import logger
 
 from kubensage_common.logsetup import OnceLogger
+
+logger = logging.getLogger(__name__)
 
 CONFLICT = 409
 NOT_FOUND = 404
@@ -112,7 +114,7 @@ class LeaderElector:
         self._leader = leader
         self.transitions += 1
         logger.info(
-            "{} leadership of lease {}/{} as {}",
+            "%s leadership of lease %s/%s as %s",
             "acquired" if leader else "lost",
             self.config.namespace,
             self.config.name,
@@ -203,4 +205,4 @@ class LeaderElector:
                 self.config.name, self.config.namespace, lease, _request_timeout=timeout
             )
         except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            logger.warning("could not release lease {}: {}", self.config.name, exc)
+            logger.warning("could not release lease %s: %s", self.config.name, exc)

@@ -8,6 +8,7 @@ and is retried sooner than the regular interval.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from loguru import logger
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from advisor.exporter import AdvisorMetrics, LeadershipHealth, RecommendationCollector
@@ -30,6 +30,8 @@ from advisor.report import Report, Request, build_report
 from kubensage_common.addresses import join_host_port, split_host_port
 from kubensage_common.httpserver import HttpServer, StartResponse, WsgiApp, plain
 from kubensage_common.logsetup import OnceLogger
+
+logger = logging.getLogger(__name__)
 
 FAILURE_RETRY_SECONDS = 30.0
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -122,7 +124,7 @@ class Recommender:
         self.metrics.containers.set(len(report.rows))
         self.metrics.run_seconds.set(time.perf_counter() - started)
         logger.info(
-            "recommendations for {} containers computed in {:.1f} s",
+            "recommendations for %s containers computed in %.1f s",
             len(report.rows),
             time.perf_counter() - started,
         )
@@ -198,7 +200,7 @@ def serve(config: ServeConfig, prometheus: PrometheusClient, api: client.ApiClie
     for thread in threads:
         thread.start()
     logger.info(
-        "advisor serving on http://{}/metrics, {} (pid {})",
+        "advisor serving on http://%s/metrics, %s (pid %s)",
         join_host_port(host, http.port),
         "leader election off"
         if config.lease is None

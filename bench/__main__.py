@@ -10,8 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from loguru import logger
-
 from bench.advisor import advisor_benchmarks, failover
 from bench.agent import agent_benchmarks, bundle_sizes
 from bench.hostile import decoding, under_attack
@@ -19,6 +17,7 @@ from bench.relay import fleet_page, ingest, kube_cache, scrape
 from bench.remote_write import remote_write
 from bench.table import Results, write_markdown
 from kubensage_common._version import VERSION as RELEASE
+from kubensage_common.logsetup import configure_logging
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,8 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("make bench drives a private containerd and needs root")
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    configure_logging("warning", "text", None)
     os.environ["KUBECONFIG"] = "/nonexistent/kubensage-bench/kubeconfig"
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     binary = REPO / "dist" / f"kubensage-agent-{RELEASE}-linux-{arch}" / "kubensage-agent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 import uuid
@@ -11,7 +12,6 @@ from typing import Any
 
 import click
 import grpc
-from loguru import logger
 
 from kubensage_agent.checks.manifest import CheckDefaults
 from kubensage_agent.checks.sandbox import Limits, PidsCgroups
@@ -31,6 +31,8 @@ from kubensage_common.logsetup import configure_logging
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
 from kubensage_common.tls import channel_credentials, require_secure_or_explicit
 from kubensage_common.version import VERSION, version_string
+
+logger = logging.getLogger(__name__)
 
 
 def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
@@ -262,7 +264,7 @@ def run(**options: Any) -> None:
     if require_secure_or_explicit(
         options["relay_address"], credentials is not None, options["insecure"], "--relay-address"
     ):
-        logger.warning("reports to {} travel in plaintext (--insecure)", options["relay_address"])
+        logger.warning("reports to %s travel in plaintext (--insecure)", options["relay_address"])
     state_dir: Path | None = Path(options["state_dir"])
     try:
         agent_id = options["agent_id"] or load_or_create_agent_id(
@@ -272,7 +274,7 @@ def run(**options: Any) -> None:
         if options["spool"]:
             raise click.UsageError(f"--spool needs a writable --state-dir: {exc}") from exc
         logger.warning(
-            "state dir unusable ({}); this run gets a new agent id and sequence "
+            "state dir unusable (%s); this run gets a new agent id and sequence "
             "numbers are not kept across restarts",
             exc,
         )

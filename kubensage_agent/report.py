@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
-
-from loguru import logger
 
 from kubensage_agent.checks.scheduler import CheckScheduler
 from kubensage_agent.collectors.cri import CriCollector
@@ -19,6 +18,8 @@ from kubensage_agent.hostfs import HostPaths, read_small
 from kubensage_agent.parsers.statm import parse_statm_resident_pages
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.version import VERSION
+
+logger = logging.getLogger(__name__)
 
 REDISCOVERY_SECONDS = 60.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -78,7 +79,7 @@ class RuntimeLink:
             api_version=version.runtime_api_version,
         )
         logger.info(
-            "collecting from {} {} at {}",
+            "collecting from %s %s at %s",
             version.runtime_name,
             version.runtime_version,
             found.endpoint,

@@ -44,7 +44,7 @@ class _BoundedWSGIServer(ThreadingMixIn, WSGIServer):
             self.refused_connections += 1
             self.log.report(
                 "busy",
-                "http: {} connections open, closing new ones until some end",
+                "http: %s connections open, closing new ones until some end",
                 self.max_connections,
             )
             self.shutdown_request(request)
@@ -69,7 +69,7 @@ class _BoundedWSGIServer(ThreadingMixIn, WSGIServer):
             what = f"timed out after {self.read_timeout:g}s"
         else:
             what = f"{type(error).__name__}: {error}"
-        self.log.report(host, "http: connection from {} dropped: {}", host, what)
+        self.log.report(host, "http: connection from %s dropped: %s", host, what)
 
 
 class _QuietHandler(WSGIRequestHandler):

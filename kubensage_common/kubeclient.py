@@ -3,12 +3,14 @@ account, outside a kubeconfig, with neither none (the caller says what it does w
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
-from loguru import logger
+
+logger = logging.getLogger(__name__)
 
 
 def load_api_client(kubeconfig: str | None) -> tuple[client.ApiClient, str] | None:
@@ -18,7 +20,7 @@ def load_api_client(kubeconfig: str | None) -> tuple[client.ApiClient, str] | No
             config.load_incluster_config()
             return client.ApiClient(), ""
         except ConfigException as exc:
-            logger.warning("in-cluster Kubernetes config unusable: {}", exc)
+            logger.warning("in-cluster Kubernetes config unusable: %s", exc)
     path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     if not Path(path).exists():
         return None
@@ -27,6 +29,6 @@ def load_api_client(kubeconfig: str | None) -> tuple[client.ApiClient, str] | No
         config.load_kube_config(config_file=path, client_configuration=configuration)
         _, active = config.list_kube_config_contexts(config_file=path)
     except (ConfigException, OSError, ValueError) as exc:
-        logger.warning("kubeconfig {} unusable: {}", path, exc)
+        logger.warning("kubeconfig %s unusable: %s", path, exc)
         return None
     return client.ApiClient(configuration), str(active.get("context", {}).get("cluster", ""))

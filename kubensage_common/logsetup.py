@@ -1,52 +1,89 @@
-"""Logging through loguru: readable on a terminal, JSON for log pipelines, one line per event."""
+"""Logging through the standard library, one line per event: readable text, or JSON for log
+pipelines. Configured on the root logger, so grpc's and the Kubernetes client's records come
+out in the same format and pass the same level filter as ours.
+
+The standard library rather than a logging package: grpc loads `logging` anyway, and the
+agent's resident memory has a budget."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
-from loguru import logger
+FILE_MAX_BYTES = 50 * 1024 * 1024
+FILE_BACKUPS = 5
+HANDLER_NAME = "kubensage"  # marks the handlers configure_logging owns and replaces
 
-HUMAN_FORMAT = (
-    "<green>{time:YYYY-MM-DDTHH:mm:ss.SSSZ}</green> <level>{level: <7}</level> "
-    "<cyan>{name}</cyan> {message}"
-)
-FILE_ROTATION = "50 MB"
-FILE_RETENTION = 5
+# Attributes every record has; any other attribute came from a call's `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class UtcFormatter(logging.Formatter):
+    """Times as UTC ISO 8601 with milliseconds: 2026-11-22T12:00:00.123Z."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s %(message)s"
+
+
+class JsonFormatter(UtcFormatter):
+    """One flat JSON object per record: time, level, logger, message, exception, extras."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import json  # noqa: PLC0415 - the agent loads json only when this format is chosen
+
+        self._dumps = json.dumps
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES:
+                document.setdefault(key, value)
+        return self._dumps(document, default=str)
 
 
 def configure_logging(level: str, log_format: str, log_file: str | None) -> None:
     """Send logs to stderr (and optionally an appended, rotated file) in one format."""
-    logger.remove()
-    serialize = log_format == "json"
-    colorize = not serialize and sys.stderr.isatty()
-    logger.add(
-        sys.stderr,
-        level=level.upper(),
-        format=HUMAN_FORMAT if not serialize else "{message}",
-        serialize=serialize,
-        colorize=colorize,
-        backtrace=False,
-        diagnose=False,
-    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
+        from logging.handlers import RotatingFileHandler  # noqa: PLC0415 - only with a file
+
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        logger.add(
-            log_file,
-            level=level.upper(),
-            format=HUMAN_FORMAT if not serialize else "{message}",
-            serialize=serialize,
-            colorize=False,
-            rotation=FILE_ROTATION,
-            retention=FILE_RETENTION,
-            mode="a",
-            enqueue=False,
-            backtrace=False,
-            diagnose=False,
+        handlers.append(
+            RotatingFileHandler(
+                log_file, maxBytes=FILE_MAX_BYTES, backupCount=FILE_BACKUPS, encoding="utf-8"
+            )
         )
+    formatter = JsonFormatter() if log_format == "json" else UtcFormatter(TEXT_FORMAT)
+    for handler in handlers:
+        handler.set_name(HANDLER_NAME)
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+# Records of the two rate limiters below name the line that called them (stacklevel=2).
+_log = logging.getLogger("kubensage")
 
 
 class OnceLogger:
@@ -65,13 +102,13 @@ class OnceLogger:
             if cause in self._active:
                 return
             self._active[cause] = message
-        logger.opt(depth=1).bind(cause=cause).warning("{}", message)
+        _log.warning("%s", message, stacklevel=2, extra={"cause": cause})
 
     def clear(self, cause: str) -> None:
         with self._lock:
             if self._active.pop(cause, None) is None:
                 return
-        logger.opt(depth=1).bind(cause=cause).info("recovered: {}", cause)
+        _log.info("recovered: %s", cause, stacklevel=2, extra={"cause": cause})
 
     def active(self) -> dict[str, str]:
         with self._lock:
@@ -80,7 +117,8 @@ class OnceLogger:
 
 class FirstPerKey:
     """One warning per key (a peer, say) per `quiet_seconds`, not one per event: a
-    client repeating bad input cannot flood the log. Remembers at most `max_keys`."""
+    client repeating bad input cannot flood the log. Remembers at most `max_keys`.
+    `message` is %-style, formatted with `args` only when the record is emitted."""
 
     def __init__(self, quiet_seconds: float = 600.0, max_keys: int = 4096) -> None:
         self.quiet_seconds = quiet_seconds
@@ -98,4 +136,4 @@ class FirstPerKey:
             self._logged.move_to_end(key)
             while len(self._logged) > self.max_keys:
                 self._logged.popitem(last=False)
-        logger.opt(depth=1).warning(message, *args)
+        _log.warning(message, *args, stacklevel=2)

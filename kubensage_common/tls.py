@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import click
 import grpc
-from loguru import logger
 
 from kubensage_common.addresses import is_loopback, split_host_port
+
+logger = logging.getLogger(__name__)
 
 
 def _read(path: str | None) -> bytes | None:
@@ -48,7 +50,7 @@ class _CertificateFiles:
                 return None
             configuration = self._configuration()
         except OSError as exc:  # mid-rotation: keep serving what was read before
-            logger.warning("TLS files unreadable, keeping the ones read before: {}", exc)
+            logger.warning("TLS files unreadable, keeping the ones read before: %s", exc)
             return None
         self.signatures = signatures
         logger.info("TLS certificate or client CA changed; new connections use the new files")

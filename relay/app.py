@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
@@ -46,6 +46,8 @@ from relay.state.store import (
     DEFAULT_MAX_REPORT_AGE_SECONDS,
     NodeStore,
 )
+
+logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
 
@@ -108,7 +110,7 @@ def start_enrichment(config: RelayConfig, registry: CollectorRegistry) -> Enrich
     )
     enrichment.start()
     registry.register(EnrichmentHealth(enrichment))
-    logger.info("Kubernetes enrichment on ({})", api.configuration.host)
+    logger.info("Kubernetes enrichment on (%s)", api.configuration.host)
     return enrichment
 
 
@@ -148,7 +150,7 @@ def build_authenticators(config: RelayConfig) -> Authenticators:
 def log_authentication(auth: Authenticators, listen_address: str) -> None:
     """Say at start what binds a report to its node, and loudly when nothing does."""
     for mode in auth.modes:
-        logger.info("agent authentication: {}", mode.describe())
+        logger.info("agent authentication: %s", mode.describe())
     if not auth:
         host, _ = split_host_port(listen_address)
         log = logger.info if is_loopback(host) else logger.warning
@@ -234,7 +236,7 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     http = HttpServer(http_host, http_port, app, config.web.ssl_context())
     http.start()
     logger.info(
-        "relay ingest on {} ({}, {}), metrics on {}://{}/metrics ({}), profile {}",
+        "relay ingest on %s (%s, %s), metrics on %s://%s/metrics (%s), profile %s",
         join_host_port(grpc_host, grpc_port),
         "TLS" if config.tls_cert_file else "plaintext",
         " + ".join(mode.mode for mode in auth.modes) or "no authentication",
@@ -259,6 +261,6 @@ async def serve(config: RelayConfig, auth: Authenticators | None = None) -> None
     if isinstance(enrichment, KubeEnrichment):
         enrichment.stop()
     logger.info(
-        "relay stopped: {:.0f} reports accepted",
+        "relay stopped: %.0f reports accepted",
         registry.get_sample_value("kubensage_relay_reports_received_total") or 0,
     )

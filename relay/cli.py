@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
@@ -29,6 +29,8 @@ from relay.ingest.limits import ReportLimits
 from relay.ingest.service import DEFAULT_RELOAD_SECONDS
 from relay.series.profiles import PROFILES, parse_profiles
 from relay.state.store import DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_MAX_REPORT_AGE_SECONDS
+
+logger = logging.getLogger(__name__)
 
 LIMITS = ReportLimits()
 # --flag -> ReportLimits field, each with its default from ReportLimits (stated once)
@@ -375,7 +377,7 @@ def serve_command(**options: Any) -> None:
         options["insecure"],
         "--listen-address",
     ):
-        logger.warning("gRPC ingest on {} is plaintext (--insecure)", options["listen_address"])
+        logger.warning("gRPC ingest on %s is plaintext (--insecure)", options["listen_address"])
     try:
         web = load_web_config(options["web_config_file"]) if options["web_config_file"] else None
     except (OSError, ValueError) as exc:

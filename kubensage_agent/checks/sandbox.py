@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import math
 import os
 import resource
@@ -29,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
 from kubensage_agent.checks.manifest import Account
 from kubensage_agent.parsers.cgroup import process_cgroup
+
+logger = logging.getLogger(__name__)
 
 MAX_TASKS = 64  # processes and threads one run may add
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024  # address space
@@ -156,7 +157,7 @@ class RunCgroup:
                     break
             self.kill_all(leader)
             time.sleep(0.02)
-        logger.warning("could not remove check cgroup {}", self.path)
+        logger.warning("could not remove check cgroup %s", self.path)
 
 
 def _remove_abandoned(home: Path) -> None:
@@ -228,7 +229,7 @@ class PidsCgroups:
             path.mkdir()
             _write(path / "pids.max", str(self.max_pids))
         except OSError as exc:
-            logger.warning("no pids cgroup for check {}: {}", name, exc)
+            logger.warning("no pids cgroup for check %s: %s", name, exc)
             with contextlib.suppress(OSError):
                 path.rmdir()
             return None

@@ -9,6 +9,7 @@ intervals (`apply_overrides`), never what runs.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,8 +18,6 @@ from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from loguru import logger
 
 from kubensage_agent.checks.directory import Refused, fingerprint, scan
 from kubensage_agent.checks.manifest import (
@@ -32,6 +31,8 @@ from kubensage_agent.checks.sandbox import Limits, PidsCgroups
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.checkrules import is_check_name, state_name
 from kubensage_common.logsetup import OnceLogger
+
+logger = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 2.0
 MAX_OVERRIDES = 256
@@ -60,14 +61,14 @@ class _Check:
 def _override(message: tm.CheckOverride) -> Override | None:
     """The override a relay asked for, or None (logged) when it is not acceptable."""
     if not is_check_name(message.name):
-        logger.warning("relay sent an override for {!r}, which is no check name", message.name)
+        logger.warning("relay sent an override for %r, which is no check name", message.name)
         return None
     interval = None
     if message.HasField("interval_seconds"):
         try:
             interval = valid_interval(message.interval_seconds)
         except ManifestError as exc:
-            logger.warning("relay override for check {} ignored: {}", message.name, exc)
+            logger.warning("relay override for check %s ignored: %s", message.name, exc)
     enabled = message.enabled if message.HasField("enabled") else None
     return Override(enabled, interval)
 
@@ -162,12 +163,12 @@ class CheckScheduler:
             )
             if len(wanted) >= MAX_OVERRIDES:
                 logger.warning(
-                    "relay sent more than {} check overrides; rest ignored", MAX_OVERRIDES
+                    "relay sent more than %s check overrides; rest ignored", MAX_OVERRIDES
                 )
                 break
         with self._lock:
             if wanted != self._overrides:
-                logger.info("relay check overrides now: {}", wanted or "none")
+                logger.info("relay check overrides now: %s", wanted or "none")
             self._overrides = wanted
             self._apply_settings(time.monotonic())
         self._wake.set()
@@ -177,11 +178,11 @@ class CheckScheduler:
     def start(self) -> None:
         if not self.directory.is_dir():
             logger.info(
-                "no check directory at {} (yet); checks start when it appears", self.directory
+                "no check directory at %s (yet); checks start when it appears", self.directory
             )
         if self.cgroups.parent is not None:
             logger.info(
-                "checks run in pids cgroups under {} (at most {} tasks each)",
+                "checks run in pids cgroups under %s (at most %s tasks each)",
                 self.cgroups.parent,
                 self.cgroups.max_pids,
             )
@@ -239,12 +240,12 @@ class CheckScheduler:
         with self._lock:
             for name in set(self._checks) - set(found.checks):
                 del self._checks[name]
-                logger.info("check {} removed", name)
+                logger.info("check %s removed", name)
             for name, entry in found.checks.items():
                 held = self._checks.get(name)
                 if held is None:
                     self._checks[name] = _Check(entry, next_due=now)
-                    logger.info("check {} added: {}", name, _describe(entry))
+                    logger.info("check %s added: %s", name, _describe(entry))
                 else:
                     held.entry = entry
             self._apply_settings(now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from loguru import logger
 
 from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
@@ -26,6 +26,8 @@ from kubensage_common.version import VERSION
 
 if TYPE_CHECKING:
     from kubensage_agent.push.status import StatusPage
+
+logger = logging.getLogger(__name__)
 
 MIN_INTERVAL_SECONDS = 0.2
 
@@ -70,7 +72,7 @@ class AgentRunner:
             )
         self.queue = ReportQueue(config.queue_size, spool)
         if len(self.queue):
-            logger.info("{} unacknowledged reports recovered from the spool", len(self.queue))
+            logger.info("%s unacknowledged reports recovered from the spool", len(self.queue))
         self.sequences = SequenceAllocator(
             config.state_dir / "sequence" if config.state_dir is not None else None,
             floor=self.queue.highest_sequence,
@@ -103,7 +105,7 @@ class AgentRunner:
     def apply_settings(self, settings: tm.Settings) -> None:
         wanted = settings.interval_seconds
         if wanted >= MIN_INTERVAL_SECONDS and wanted != self.interval:
-            logger.info("relay set the collection interval to {}s (was {}s)", wanted, self.interval)
+            logger.info("relay set the collection interval to %ss (was %ss)", wanted, self.interval)
             self.interval = wanted
             self._interval_changed.set()
         checks = self.builder.checks
@@ -208,17 +210,17 @@ class AgentRunner:
                 host, port, probe_app(self.live, lambda: self.sender.acked_any, pages)
             )
             probes.start()
-            logger.info("probes on http://{}:{}/livez, /readyz and /status", host, probes.port)
+            logger.info("probes on http://%s:%s/livez, /readyz and /status", host, probes.port)
         if self.builder.checks is not None:
             self.builder.checks.start()
-        logger.info("pushing to {} every {}s", self.config.relay_address, self.interval)
+        logger.info("pushing to %s every %ss", self.config.relay_address, self.interval)
         sender_task = asyncio.create_task(self.sender.run())
         collect_task = asyncio.create_task(self.collect_loop())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, collect_task}, return_when=asyncio.FIRST_COMPLETED)
         if collect_task.done() and not collect_task.cancelled():
             collect_task.result()  # a bug in collection must not look like a clean stop
-        logger.info("stopping: flushing {} queued reports", len(self.queue))
+        logger.info("stopping: flushing %s queued reports", len(self.queue))
         collect_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collect_task
@@ -235,5 +237,5 @@ class AgentRunner:
         if flushed:
             logger.info("stopped; every report was acknowledged")
         else:
-            logger.warning("stopped with {} reports unacknowledged", len(self.queue))
+            logger.warning("stopped with %s reports unacknowledged", len(self.queue))
         return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -22,13 +23,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import grpc
-from loguru import logger
 
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.backoff import Backoff
 from kubensage_common.protocol import REFUSED_REPORT_METADATA
+
+logger = logging.getLogger(__name__)
 
 IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -104,7 +106,7 @@ class StreamSender:
                     logger.info("token file changed; reconnecting with the new token")
                     continue
                 if not self._stopping:
-                    logger.info("relay {} ended the stream; reconnecting", self.relay_address)
+                    logger.info("relay %s ended the stream; reconnecting", self.relay_address)
                     await asyncio.sleep(random.uniform(0, ROTATION_PAUSE_SECONDS))
                 continue
             except grpc.aio.AioRpcError as exc:
@@ -114,7 +116,7 @@ class StreamSender:
             if self._stopping:
                 break
             self.last_problem = problem
-            logger.warning("relay {} {}; reconnecting", self.relay_address, problem)
+            logger.warning("relay %s %s; reconnecting", self.relay_address, problem)
             await asyncio.sleep(self._backoff.next_delay())
 
     def _problem(self, exc: grpc.aio.AioRpcError) -> str:
@@ -132,7 +134,7 @@ class StreamSender:
         self.queue.ack(refused.sequence)
         self.refused_total += 1
         logger.warning(
-            "relay {} refused report {} ({} bytes); dropped",
+            "relay %s refused report %s (%s bytes); dropped",
             self.relay_address,
             refused.sequence,
             refused.ByteSize(),
@@ -239,7 +241,7 @@ class StreamSender:
                 self.last_ack_unix = time.time()
                 self.queue.ack(message.ack.sequence)
                 if not self.acked_any:
-                    logger.info("relay {} acknowledged the first report", self.relay_address)
+                    logger.info("relay %s acknowledged the first report", self.relay_address)
                 self.acked_any = True
                 self._backoff.reset()
             elif message.HasField("settings"):

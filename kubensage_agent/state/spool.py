@@ -9,6 +9,7 @@ counted, never fatal. Caps on total bytes and on age evict the oldest first.
 from __future__ import annotations
 
 import contextlib
+import logging
 import struct
 import time
 import zlib
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
-from loguru import logger
 
 from kubensage_agent.state.files import write_atomically
 from kubensage_api.telemetry import telemetry_pb2 as tm
+
+logger = logging.getLogger(__name__)
 
 MAGIC = b"KSR1"
 HEADER = struct.Struct(">4sII")  # magic, payload length, crc32
@@ -79,7 +81,7 @@ class Spool:
                 report = tm.Metrics.FromString(decode_record(path.read_bytes()))
             except (CorruptRecordError, DecodeError, OSError) as exc:
                 self.corrupt_total += 1
-                logger.warning("spool record {} is damaged ({}); dropped", path.name, exc)
+                logger.warning("spool record %s is damaged (%s); dropped", path.name, exc)
                 path.unlink(missing_ok=True)
                 continue
             self._remember(report, path.stat().st_size)
@@ -101,7 +103,7 @@ class Spool:
             return tm.Metrics.FromString(decode_record(self._path(sequence).read_bytes()))
         except (CorruptRecordError, DecodeError, OSError) as exc:
             self.corrupt_total += 1
-            logger.warning("spool record {} unreadable ({}); dropped", sequence, exc)
+            logger.warning("spool record %s unreadable (%s); dropped", sequence, exc)
             self.remove(sequence)
             return None
 

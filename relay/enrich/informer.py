@@ -9,6 +9,7 @@ again anyway. Readers get a consistent dict: a relist swaps it in whole.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,10 +19,11 @@ from typing import Any, Generic, TypeVar
 import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
-from loguru import logger
 
 from kubensage_common.backoff import Backoff
 from kubensage_common.logsetup import OnceLogger
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GONE = 410
@@ -81,7 +83,7 @@ class Informer(Generic[T]):
                     version = self._watch_or_wait(version)
             except ResourceGoneError:
                 self.stats.gone += 1
-                logger.info("{} watch expired (410 Gone); listing again", self.resource)
+                logger.info("%s watch expired (410 Gone); listing again", self.resource)
             except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 self.stats.errors += 1
                 self._once.problem(

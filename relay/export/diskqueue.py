@@ -21,6 +21,7 @@ collection time is handed to `on_recovered`, which restores the write order.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import struct
 import time
@@ -28,9 +29,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from loguru import logger
-
 from relay.export.queue import Block, DropCounter, Held
+
+logger = logging.getLogger(__name__)
 
 HEADER = struct.Struct("<IIdIqH")  # payload, crc32, appended_at, samples, collected_ms, node
 CRC_FROM = 8  # the CRC covers the header after itself, the node name and the payload
@@ -89,7 +90,7 @@ class DiskQueue(Held):
         self._open_segment()
         if self._samples:
             logger.info(
-                "remote-write queue {}: {} samples ({} bytes) waiting from before the restart",
+                "remote-write queue %s: %s samples (%s bytes) waiting from before the restart",
                 directory,
                 self._samples,
                 self._bytes,
@@ -120,7 +121,7 @@ class DiskQueue(Held):
                         self._samples += samples
                     offset += total
             if offset < size and index == len(self._starts) - 1:
-                logger.warning("remote-write queue {}: cut a torn record at {}", path, offset)
+                logger.warning("remote-write queue %s: cut a torn record at %s", path, offset)
                 os.truncate(path, offset)
             end = start + offset
         return max(end, self._committed)

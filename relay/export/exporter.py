@@ -11,6 +11,7 @@ most one report.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cramjam
-from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.logsetup import OnceLogger
@@ -33,6 +33,8 @@ from relay.export.sender import RetryPolicy, Shard
 from relay.series.rows import NodeContext
 from relay.series.spec import Profile
 from relay.state.store import NodeView
+
+logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_MEMORY_QUEUE_BYTES = 256 * MIB
@@ -146,7 +148,7 @@ class Exporter:
         self._housekeeping.start()
         for receiver in self.config.receivers:
             logger.info(
-                "remote write to {} ({} shards, queue {} up to {} MiB)",
+                "remote write to %s (%s shards, queue %s up to %s MiB)",
                 receiver.display,
                 self.config.shards,
                 f"on disk in {self.config.queue_dir}" if self.config.queue_dir else "in memory",
@@ -267,7 +269,7 @@ class Exporter:
             time.sleep(0.05)
         left = sum(queue.samples for queue in memory)
         if left:
-            logger.warning("remote write stopped with {} samples unsent (memory queue)", left)
+            logger.warning("remote write stopped with %s samples unsent (memory queue)", left)
         self._stopping.set()
         # a shard in the middle of a request finishes it (bounded by the request timeout)
         deadline = time.monotonic() + max(r.timeout_seconds for r in self.config.receivers) + 1

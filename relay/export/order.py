@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from loguru import logger
+logger = logging.getLogger(__name__)
 
 # A node silent this long is forgotten: its next report, however old, is written.
 FORGET_AFTER_SECONDS = 7 * 86400.0
@@ -49,7 +50,7 @@ class WriteOrder:
             data = json.loads(path.read_text())
             self._newest = {str(node): int(ms) for node, ms in data.items()}
         except (OSError, ValueError, AttributeError) as exc:
-            logger.warning("remote-write order file {} unreadable ({}); starting empty", path, exc)
+            logger.warning("remote-write order file %s unreadable (%s); starting empty", path, exc)
 
     def verdict(self, node: str, collected_ms: int) -> Verdict:
         with self._lock:

@@ -9,16 +9,18 @@ certificate revoked (or a CA withdrawn) ends the streams already open with it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
-from loguru import logger
 
 from kubensage_common.tls import file_signature
 from relay.ingest.auth import AuthRefusedError, Grant, NodeScope, Peer
+
+logger = logging.getLogger(__name__)
 
 
 def certificate_names(certificate: x509.Certificate) -> frozenset[str]:
@@ -58,7 +60,7 @@ class _Watched:
             data = self.path.read_bytes()
         except OSError as exc:
             logger.warning(
-                "{} {} unreadable, keeping what was read before: {}", self.what, self.path, exc
+                "%s %s unreadable, keeping what was read before: %s", self.what, self.path, exc
             )
             return None
         self.signature = signature
@@ -90,7 +92,7 @@ class ClientCertificates:
                     self._authorities = x509.load_pem_x509_certificates(data)
                 except ValueError as exc:
                     logger.warning(
-                        "client CA {} unparsable, keeping the old: {}", self._ca_file.path, exc
+                        "client CA %s unparsable, keeping the old: %s", self._ca_file.path, exc
                     )
             if self._crl_file is not None:
                 data = self._crl_file.changed()
@@ -99,7 +101,7 @@ class ClientCertificates:
                         self._crls = [x509.load_pem_x509_crl(data)]
                     except ValueError as exc:
                         logger.warning(
-                            "CRL {} unparsable, keeping the old: {}", self._crl_file.path, exc
+                            "CRL %s unparsable, keeping the old: %s", self._crl_file.path, exc
                         )
 
     def _revoked(self, certificate: x509.Certificate) -> bool:

@@ -15,14 +15,15 @@ rotated with overlap. Blank lines and lines starting with # are ignored.
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
 from kubensage_common.tls import file_signature
 from relay.ingest.auth import ANY_NODE, AuthRefusedError, Grant, NodeScope, Peer
+
+logger = logging.getLogger(__name__)
 
 GLOB_CHARACTERS = frozenset("*?[")
 
@@ -73,7 +74,7 @@ class TokenFile:
         if not lines:
             raise ValueError(f"token file {self.path} holds no token")
         if self._signature is not None:
-            logger.info("token file {} changed; {} tokens accepted now", self.path, len(lines))
+            logger.info("token file %s changed; %s tokens accepted now", self.path, len(lines))
         self._lines, self._signature = lines, signature
 
     def describe(self) -> str:
@@ -89,7 +90,7 @@ class TokenFile:
             try:
                 self._reload()
             except (OSError, ValueError) as exc:
-                logger.warning("token file unreadable, keeping the tokens read before: {}", exc)
+                logger.warning("token file unreadable, keeping the tokens read before: %s", exc)
 
     async def authenticate(self, peer: Peer) -> Grant:
         presented = peer.require_bearer().encode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
-from loguru import logger
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.logsetup import FirstPerKey
@@ -41,6 +41,8 @@ from relay.ingest.decode import DecodeError, DecodeLimits, MessageDecoder
 from relay.ingest.identity import hello_problem, report_problem
 from relay.selfmetrics import RelayMetrics
 from relay.state.store import NodeConflictError, NodeStore, StreamClaim
+
+logger = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_SECONDS = 30.0
 DEFAULT_RELOAD_SECONDS = 60.0
@@ -145,7 +147,7 @@ class IngestService:
         if not allowed(grants, node):
             self.metrics.auth_failures.labels("wrong_node").inc()
             details = f"{describe_grants(grants)}: not for node {node}"
-            self._peer_log.report(_host(peer), "refused {}: {}", peer.address, details)
+            self._peer_log.report(_host(peer), "refused %s: %s", peer.address, details)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, details)
         control = StreamControl()
         try:
@@ -154,18 +156,18 @@ class IngestService:
             self.metrics.node_takeovers.labels("refused").inc()
             key = f"{node}/{hello.agent_id}"  # it retries with backoff: say it once
             self._peer_log.report(
-                key, "refused agent {} for node {}: {}", hello.agent_id, node, exc
+                key, "refused agent %s for node %s: %s", hello.agent_id, node, exc
             )
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         if opened.replaced is not None:
             self.metrics.node_takeovers.labels("replaced").inc()
             logger.info(
-                "agent {} takes node {} over from agent {}", hello.agent_id, node, opened.replaced
+                "agent %s takes node %s over from agent %s", hello.agent_id, node, opened.replaced
             )
         if opened.sequence_reset:
             self.metrics.sequence_resets.inc()
             logger.info(
-                "agent {} came back with sequence {} below the one remembered: new numbering",
+                "agent %s came back with sequence %s below the one remembered: new numbering",
                 hello.agent_id,
                 hello.last_sequence,
             )
@@ -176,7 +178,7 @@ class IngestService:
             return await self.auth.authenticate(peer)
         except AuthRefusedError as exc:
             self.metrics.auth_failures.labels(exc.reason).inc()
-            self._peer_log.report(_host(peer), "refused stream from {}: {}", peer.address, exc)
+            self._peer_log.report(_host(peer), "refused stream from %s: %s", peer.address, exc)
             await context.abort(exc.code, f"{exc.reason}: {exc}")
 
     async def _hello(self, context: ServicerContext) -> tm.Hello:
@@ -211,7 +213,7 @@ class IngestService:
         except DecodeError as exc:
             self.metrics.decode_errors.labels(exc.reason).inc()
             host = context.peer().rsplit(":", 1)[0]
-            self._peer_log.report(host, "refused a message from {}: {}", context.peer(), exc)
+            self._peer_log.report(host, "refused a message from %s: %s", context.peer(), exc)
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{exc.reason}: {exc}",
@@ -226,7 +228,7 @@ class IngestService:
         node = hello.node_name
         self.metrics.connected_agents.inc()
         logger.info(
-            "agent {} on node {} connected from {} ({})",
+            "agent %s on node %s connected from %s (%s)",
             hello.agent_id,
             node,
             peer.address,
@@ -258,7 +260,7 @@ class IngestService:
         except StreamEndedError:
             assert control.ending is not None
             how = control.ending.how
-            logger.info("ending the stream of node {}: {}", node, control.ending.details)
+            logger.info("ending the stream of node %s: %s", node, control.ending.details)
             await context.abort(control.ending.code, control.ending.details)
         except grpc.aio.AbortError:
             how = "invalid" if how == "lost" else how
@@ -271,7 +273,7 @@ class IngestService:
             self.metrics.connected_agents.dec()
             self.metrics.streams_closed.labels(how).inc()
             logger.info(
-                "stream of node {} closed {} after {} accepted reports (highest sequence {})",
+                "stream of node %s closed %s after %s accepted reports (highest sequence %s)",
                 node,
                 how,
                 accepted,

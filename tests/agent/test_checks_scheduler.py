@@ -3,11 +3,11 @@ runs, the relay's overrides, the concurrency bound, and refusals logged."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
-from loguru import logger
 
 from kubensage_agent.checks.manifest import CheckDefaults
 from kubensage_agent.checks.scheduler import CheckScheduler
@@ -24,14 +24,6 @@ def checks() -> Iterator[CheckDir]:
     require(os.geteuid() == 0, "checks run as root-owned files and drop to nobody")
     with CheckDir() as folder:
         yield folder
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(message.record["message"]))
-    yield lines
-    logger.remove(sink)
 
 
 def start(checks: CheckDir, **kw: object) -> CheckScheduler:
@@ -146,8 +138,9 @@ def test_no_more_than_the_bound_run_at_once(checks: CheckDir) -> None:
 
 
 def test_a_script_made_group_writable_is_refused_from_then_on(
-    checks: CheckDir, logs: list[str]
+    checks: CheckDir, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     script = checks.script("ntp", "exit 0")
     scheduler = start(checks)
     try:
@@ -163,12 +156,12 @@ def test_a_script_made_group_writable_is_refused_from_then_on(
         assert "writable by group or others (mode 0775)" in refused.output
         assert scheduler.errors_total >= 1 and refused.runs_total["unknown"] >= 1
         line = f"check ntp: refused: {script} is writable by group or others (mode 0775)"
-        eventually(lambda: line in logs, timeout=10)
+        eventually(lambda: line in caplog.messages, timeout=10)
         script.chmod(0o755)
         eventually(lambda: by_name(scheduler)["ntp"].state == tm.CHECK_STATE_OK, timeout=30)
     finally:
         scheduler.stop()
-    assert logs.count(line) == 1  # once, not every run
+    assert caplog.messages.count(line) == 1  # once, not every run
 
 
 def test_stop_kills_checks_in_flight(checks: CheckDir) -> None:

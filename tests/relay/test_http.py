@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import logging
 import socket
 import ssl
 import urllib.request
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loguru import logger
 from prometheus_client import CollectorRegistry
 
 from kubensage_common.httpserver import HttpServer, plain
@@ -133,10 +133,11 @@ def test_head_gets_the_headers_without_the_body(small_server: HttpServer) -> Non
 
 
 def test_idle_connections_are_capped_and_timed_out_with_one_log_line(
-    small_server: HttpServer, capfd: pytest.CaptureFixture[str]
+    small_server: HttpServer,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+    caplog.set_level(logging.WARNING)
     idle = [socket.create_connection(("127.0.0.1", small_server.port)) for _ in range(3)]
     try:
         # every worker is held by a silent client: a fourth connection is closed at once
@@ -149,8 +150,7 @@ def test_idle_connections_are_capped_and_timed_out_with_one_log_line(
     finally:
         for sock in idle:
             sock.close()
-        logger.remove(sink)
-    timeouts = [line for line in lines if "timed out" in line]
+    timeouts = [line for line in caplog.messages if "timed out" in line]
     assert len(timeouts) == 1  # one line for the host, not one per connection
     assert "Traceback" not in capfd.readouterr().err
 
