@@ -53,6 +53,7 @@ CONTAINER_COUNTS = tuple(
     int(n) for n in os.environ.get("BENCH_CONTAINER_COUNTS", "0,10,110,250").split(",")
 )
 # start-up, memory and average CPU are measured at this size
+STARTS = int(os.environ.get("BENCH_AGENT_STARTS", "5"))
 LONG_RUN_CONTAINERS = int(os.environ.get("BENCH_LONG_RUN_CONTAINERS", "110"))
 IDLE_SECONDS = float(os.environ.get("BENCH_RUNTIME_IDLE_SECONDS", "5"))
 MIB = 1024 * 1024
@@ -267,97 +268,121 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def _agent_service(
+    node: str, command: list[str], grpc_port: int, endpoint: str, workdir: Path
+) -> Service:
+    return Service(
+        f"agent-{node}",
+        [
+            *command,
+            "run",
+            "--relay-address",
+            f"127.0.0.1:{grpc_port}",
+            "--cri-socket",
+            endpoint,
+            "--node-name",
+            node,
+            "--state-dir",
+            str(workdir / f"state-{node}"),
+            "--log-level",
+            "warning",
+            # probes and /status on, as the DaemonSet and the unit run it
+            "--health-address",
+            "127.0.0.1:0",
+        ],
+        workdir,
+    )
+
+
+def _start_to_first_ack(agent: Service, node: str, metrics: str) -> float:
+    """Seconds from spawning the agent to the relay's acknowledgement of its first report."""
+    started = time.perf_counter()
+    os.environ["MALLOC_ARENA_MAX"] = "2"  # as the DaemonSet and the unit run it
+    try:
+        agent.start()
+    finally:
+        os.environ.pop("MALLOC_ARENA_MAX", None)
+    pattern = f'kubensage_relay_node_last_sequence{{node="{node}"}}'
+    while pattern not in http_get(metrics)[1]:
+        if time.perf_counter() - started > 120:
+            raise RuntimeError(f"agent {node} sent nothing:\n{agent.log()}")
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def _start_ups(
+    endpoint: str, workdir: Path, results: Results, binary: Path | None, relay: RelayProcess
+) -> None:
+    """Each form started STARTS times: the first start (files maybe not yet in the page
+    cache) and the median, which the goal is judged on."""
+    for label, command in _agent_commands(binary):
+        times = []
+        for attempt in range(STARTS):
+            node = f"bench-{label}-{attempt}"  # a fresh node and state each start
+            agent = _agent_service(node, command, relay.grpc, endpoint, workdir)
+            times.append(_start_to_first_ack(agent, node, relay.metrics_url))
+            agent.stop()
+        typical = median(times)
+        results.add(
+            "agent",
+            f"start-up to first report accepted ({label})",
+            f"{typical * 1000:.0f} ms",
+            f"median of {STARTS} starts (first {times[0] * 1000:.0f} ms), "
+            f"{LONG_RUN_CONTAINERS} containers, spawn to relay ack",
+        )
+        results.target(
+            f"spawn to first report acknowledged <= 1.0 s ({label})",
+            f"{typical * 1000:.0f} ms",
+            _verdict(typical, 1.0),
+        )
+
+
 def _long_run(endpoint: str, workdir: Path, results: Results, binary: Path | None) -> None:
     relay = RelayProcess(
         workdir, "bench-relay", "--no-kube-enrichment", "--log-level", "warning"
     ).start()
-    grpc_port, metrics = relay.grpc, relay.metrics_url
     try:
-        for label, command in _agent_commands(binary):
-            agent = Service(
-                f"bench-agent-{label}",
-                [
-                    *command,
-                    "run",
-                    "--relay-address",
-                    f"127.0.0.1:{grpc_port}",
-                    "--cri-socket",
-                    endpoint,
-                    "--node-name",
-                    f"bench-{label}",
-                    "--state-dir",
-                    str(workdir / f"state-{label}"),
-                    "--log-level",
-                    "warning",
-                    # probes and /status on, as the DaemonSet and the unit run it
-                    "--health-address",
-                    "127.0.0.1:0",
-                ],
-                workdir,
-            )
-            started = time.perf_counter()
-            os.environ["MALLOC_ARENA_MAX"] = "2"  # as the DaemonSet and the unit run it
-            try:
-                agent.start()
-            finally:
-                os.environ.pop("MALLOC_ARENA_MAX", None)
-            pattern = f'kubensage_relay_node_last_sequence{{node="bench-{label}"}}'
-            while pattern not in http_get(metrics)[1]:
-                if time.perf_counter() - started > 120:
-                    raise RuntimeError(f"agent {label} sent nothing:\n{agent.log()}")
-                time.sleep(0.02)
-            first_report = time.perf_counter() - started
+        _start_ups(endpoint, workdir, results, binary, relay)
+        command = python_module("kubensage_agent")
+        agent = _agent_service("bench-python", command, relay.grpc, endpoint, workdir)
+        _start_to_first_ack(agent, "bench-python", relay.metrics_url)
+        assert agent.process is not None
+        pid = agent.process.pid
+        cpu_before, clock_before = cpu_seconds(pid), time.perf_counter()
+        time.sleep(RUN_SECONDS)
+        cpu_used = cpu_seconds(pid) - cpu_before
+        elapsed = time.perf_counter() - clock_before
+        millicores = cpu_used / elapsed * 1000
+        rss = rss_bytes(pid)
+        body = http_get(relay.metrics_url)[1]
+        cycle = re.search(
+            r'kubensage_agent_cycle_duration_seconds\{node="bench-python"\} (\S+)', body
+        )
+        results.add(
+            "agent",
+            f"average CPU over {elapsed:.0f} s at the 10 s interval",
+            f"{millicores:.2f} mcores",
+            f"{LONG_RUN_CONTAINERS} containers",
+        )
+        results.add(
+            "agent",
+            "steady-state RSS",
+            f"{rss / MIB:.1f} MiB",
+            f"after {elapsed:.0f} s, {LONG_RUN_CONTAINERS} containers, probes on",
+        )
+        if cycle:
             results.add(
                 "agent",
-                f"start-up to first report accepted ({label})",
-                f"{first_report * 1000:.0f} ms",
-                f"{LONG_RUN_CONTAINERS} containers, spawn to relay ack",
+                "cycle duration reported by the agent",
+                f"{float(cycle.group(1)) * 1000:.0f} ms",
+                "last cycle",
             )
-            results.target(
-                f"spawn to first report acknowledged <= 1.0 s ({label})",
-                f"{first_report * 1000:.0f} ms",
-                _verdict(first_report, 1.0),
-            )
-            if label == "python":
-                assert agent.process is not None
-                pid = agent.process.pid
-                cpu_before, clock_before = cpu_seconds(pid), time.perf_counter()
-                time.sleep(RUN_SECONDS)
-                cpu_used = cpu_seconds(pid) - cpu_before
-                elapsed = time.perf_counter() - clock_before
-                millicores = cpu_used / elapsed * 1000
-                rss = rss_bytes(pid)
-                body = http_get(metrics)[1]
-                cycle = re.search(
-                    rf'kubensage_agent_cycle_duration_seconds\{{node="bench-{label}"'
-                    r"\} (\S+)",
-                    body,
-                )
-                results.add(
-                    "agent",
-                    f"average CPU over {elapsed:.0f} s at the 10 s interval",
-                    f"{millicores:.2f} mcores",
-                    f"{LONG_RUN_CONTAINERS} containers",
-                )
-                results.add(
-                    "agent",
-                    "steady-state RSS",
-                    f"{rss / MIB:.1f} MiB",
-                    f"after {elapsed:.0f} s, {LONG_RUN_CONTAINERS} containers, probes on",
-                )
-                if cycle:
-                    results.add(
-                        "agent",
-                        "cycle duration reported by the agent",
-                        f"{float(cycle.group(1)) * 1000:.0f} ms",
-                        "last cycle",
-                    )
-                results.target(
-                    f"agent RSS <= 40 MiB at {LONG_RUN_CONTAINERS} containers",
-                    f"{rss / MIB:.1f} MiB",
-                    _verdict(rss, 40 * MIB),
-                )
-            agent.stop()
+        results.target(
+            f"agent RSS <= 40 MiB at {LONG_RUN_CONTAINERS} containers",
+            f"{rss / MIB:.1f} MiB",
+            _verdict(rss, 40 * MIB),
+        )
+        agent.stop()
     finally:
         relay.stop()
 
