@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.collectors.node import NodeCollector
-from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder
 
-REAL = Path(__file__).parent.parent / "fixtures" / "debian12-hybrid"
 MIB = 1024 * 1024
 
 # 64 MiB in 64 KiB blocks (below glibc's mmap threshold, so on the heap), all freed but
@@ -56,18 +50,9 @@ def test_freed_heap_pages_leave_the_resident_set() -> None:
 
 
 def test_every_cycle_ends_by_releasing_free_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(REAL, tmp_path / "host")
-    errors = CollectorErrors()
-    builder = ReportBuilder(
-        agent_id="a",
-        node=NodeCollector(HostPaths(tmp_path / "host"), "n", errors),
-        runtime=None,
-        errors=errors,
-        cri_timeout=1,
-    )
-    runner = AgentRunner(builder, RunConfig(relay_address="127.0.0.1:9"))
+    runner = AgentRunner(host_builder, RunConfig(relay_address="127.0.0.1:9"))
     queued_when_released: list[int] = []
     monkeypatch.setattr(
         "kubensage_agent.push.runner.release_free_memory",
