@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import re
 import signal
@@ -95,12 +96,22 @@ class Service:
         return self
 
     def wait_http(self, url: str, timeout: float = 60.0) -> None:
+        """Until `url` answers 200; a process that does not come up is stopped before the
+        error is raised, so a caller that never got the started object leaks nothing."""
+        try:
+            self._wait_http(url, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_http(self, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
-            with contextlib.suppress(OSError):
+            # another program on the port answers something else: not serving yet
+            with contextlib.suppress(OSError, http.client.HTTPException):
                 if http_get(url, timeout=2)[0] == 200:
                     return
             time.sleep(0.2)
