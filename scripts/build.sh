@@ -49,9 +49,16 @@ printf '"""Written by scripts/build.sh; not in version control."""\n\nVERSION = 
 mkdir -p build/pyinstaller dist
 for program in agent relay advisor; do
   name="kubensage-$program-$VERSION-linux-$ARCH"
-  # Never in any bundle: build-time packages (protoc, setuptools) the venv carries.
+  # Never in any bundle: build-time packages (protoc, setuptools) and the test and lint tools
+  # the dev venv carries, which optional imports would otherwise pull in (pydantic's mypy
+  # plugin brings mypy and, through it, psutil; hypothesis, jsonschema via kubernetes-validate).
   excludes=(--exclude-module grpc_tools --exclude-module setuptools --exclude-module pkg_resources
-            --exclude-module pip --exclude-module wheel)
+            --exclude-module pip --exclude-module wheel
+            --exclude-module mypy --exclude-module mypy_protobuf --exclude-module psutil
+            --exclude-module hypothesis --exclude-module pytest --exclude-module _pytest
+            --exclude-module kubernetes_validate --exclude-module jsonschema
+            --exclude-module PyInstaller --exclude-module promql_parser
+            --exclude-module grafana_foundation_sdk)
   # The agent talks to no Kubernetes API and serves no client_python registry; it never
   # loads Python's ssl (kubensage_agent/entry.py: gRPC has its own TLS) nor OpenSSL's
   # hashes (hashlib falls back to its built-in ones), which drops libssl and libcrypto;
