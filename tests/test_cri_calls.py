@@ -136,6 +136,15 @@ def test_a_slow_call_waits_its_interval_and_skips_the_first_cycle() -> None:
     assert CallSchedule(interval=0.0).due(now=0.0)
 
 
+def test_a_call_wanted_in_the_first_report_is_due_at_once_then_once_per_interval() -> None:
+    schedule = CallSchedule(interval=60.0, in_first_cycle=True)
+    assert schedule.due(now=0.0)
+    assert schedule.due(now=0.0)  # not answered yet: asked again next cycle
+    schedule.measured(0.0, seconds=0.01, items=1)
+    assert not schedule.due(now=30.0)
+    assert schedule.due(now=60.0)
+
+
 def test_procfs_read_failure_turns_to_the_runtime_for_that_pod(node_on: MakeNode) -> None:
     node = containerd_1x(node_on, NEVER_AGAIN, pod_stats_seconds_per_sandbox=0.0)
     (node.root / "proc" / str(SANDBOX_PID) / "net" / "dev").unlink()

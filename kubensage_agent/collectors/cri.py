@@ -179,7 +179,8 @@ class CriCollector:
         interval = self.policy.cri_stats_interval
         self._container_stats = CallSchedule(interval)
         self._pod_stats = CallSchedule(interval)
-        self._image_fs_schedule = CallSchedule(interval)
+        # image filesystems are in the first report too
+        self._image_fs_schedule = CallSchedule(interval, in_first_cycle=True)
         # what only the runtime knows, carried from its last answer to every report
         self._writable_layers: dict[str, api_pb2.FilesystemUsage] = {}
         self._image_fs: list[tm.FilesystemUsage] = []
@@ -344,7 +345,7 @@ class CriCollector:
         """ImageFsInfo once per interval (the first cycle included): image filesystems
         change when images are pulled or removed, and the last answer is carried."""
         schedule = self._image_fs_schedule
-        if schedule.last_at is not None and not schedule.due(now):
+        if not schedule.due(now):
             return
         started = time.monotonic()
         answer = self._call("ImageFsInfo", api_pb2.ImageFsInfoRequest(), deadline)

@@ -61,14 +61,14 @@ def is_cheap(seconds: float, items: int) -> bool:
 
 
 class CallSchedule:
-    """When one costly CRI call is next made: due once per interval, never in the agent's
-    first cycle (kept cheap so the first report goes out at once) unless something needs
-    it; with interval 0, every cycle."""
+    """When one costly CRI call is next made: due once per interval; with interval 0, every
+    cycle. Unless `in_first_cycle`, never in the agent's first cycle (kept cheap so the
+    first report goes out at once) unless something needs it."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, *, in_first_cycle: bool = False) -> None:
         self.interval = interval
         self.last_at: float | None = None
-        self.first_cycle_passed = False
+        self.first_cycle_passed = in_first_cycle
         self.cheap = False
 
     def due(self, now: float) -> bool:
