@@ -194,23 +194,27 @@ class CriCollector:
         try:
             response = self.client.call(method, request, deadline)
         except CriError as exc:
-            self.cri_errors_total += 1
-            self.errors.once.problem(f"cri:{method}", f"CRI {exc}")
+            self._record(method, [exc])
             return None
-        self.errors.once.clear(f"cri:{method}")
+        self._record(method, [])
         return response
 
     def _call_all(self, method: str, requests: Sequence[Any], deadline: float) -> list[Any]:
         """`method` for every request at once; a failed one counts as `_call`'s do and
         gives None."""
         answers = self.client.call_all(method, requests, deadline)
-        failures = [a for a in answers if isinstance(a, CriError)]
+        if answers:
+            self._record(method, [a for a in answers if isinstance(a, CriError)])
+        return [None if isinstance(a, CriError) else a for a in answers]
+
+    def _record(self, method: str, failures: Sequence[CriError]) -> None:
+        """Count the failed calls of `method` and log the first cause once; none failing
+        clears it."""
         if failures:
             self.cri_errors_total += len(failures)
             self.errors.once.problem(f"cri:{method}", f"CRI {failures[0]}")
-        elif answers:
+        else:
             self.errors.once.clear(f"cri:{method}")
-        return [None if isinstance(a, CriError) else a for a in answers]
 
     def collect(
         self, deadline: float, into: tm.Metrics | None = None
