@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,15 @@ from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_api.cri import api_pb2, api_pb2_grpc
 from kubensage_lab.containerd import Containerd
 from kubensage_lab.cri_driver import CriDriver
-from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, python_module
+from kubensage_lab.processes import (
+    RelayProcess,
+    Service,
+    agent_service,
+    free_port,
+    http_get,
+    python_module,
+    scrape_sample,
+)
 
 CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
 # the way before the runtime's cost was measured costs ~1-3 s a cycle: fewer of them
@@ -268,29 +275,21 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def _agent_service(
-    node: str, command: list[str], grpc_port: int, endpoint: str, workdir: Path
+def _agent(
+    node: str, command: list[str], relay: RelayProcess, endpoint: str, workdir: Path
 ) -> Service:
-    return Service(
-        f"agent-{node}",
-        [
-            *command,
-            "run",
-            "--relay-address",
-            f"127.0.0.1:{grpc_port}",
-            "--cri-socket",
-            endpoint,
-            "--node-name",
-            node,
-            "--state-dir",
-            str(workdir / f"state-{node}"),
-            "--log-level",
-            "warning",
-            # probes and /status on, as the DaemonSet and the unit run it
-            "--health-address",
-            "127.0.0.1:0",
-        ],
+    return agent_service(
         workdir,
+        node,
+        relay.address,
+        "--cri-socket",
+        endpoint,
+        "--log-level",
+        "warning",
+        # probes and /status on, as the DaemonSet and the unit run it
+        "--health-address",
+        "127.0.0.1:0",
+        command=command,
     )
 
 
@@ -319,9 +318,11 @@ def _start_ups(
         times = []
         for attempt in range(STARTS):
             node = f"bench-{label}-{attempt}"  # a fresh node and state each start
-            agent = _agent_service(node, command, relay.grpc, endpoint, workdir)
-            times.append(_start_to_first_ack(agent, node, relay.metrics_url))
-            agent.stop()
+            agent = _agent(node, command, relay, endpoint, workdir)
+            try:
+                times.append(_start_to_first_ack(agent, node, relay.metrics_url))
+            finally:
+                agent.stop()
         typical = median(times)
         results.add(
             "agent",
@@ -343,8 +344,18 @@ def _long_run(endpoint: str, workdir: Path, results: Results, binary: Path | Non
     ).start()
     try:
         _start_ups(endpoint, workdir, results, binary, relay)
-        command = python_module("kubensage_agent")
-        agent = _agent_service("bench-python", command, relay.grpc, endpoint, workdir)
+        _long_run_figures(
+            _agent("bench-python", python_module("kubensage_agent"), relay, endpoint, workdir),
+            relay,
+            results,
+        )
+    finally:
+        relay.stop()
+
+
+def _long_run_figures(agent: Service, relay: RelayProcess, results: Results) -> None:
+    """Average CPU and steady RSS of the python agent over RUN_SECONDS."""
+    try:
         _start_to_first_ack(agent, "bench-python", relay.metrics_url)
         assert agent.process is not None
         pid = agent.process.pid
@@ -352,39 +363,33 @@ def _long_run(endpoint: str, workdir: Path, results: Results, binary: Path | Non
         time.sleep(RUN_SECONDS)
         cpu_used = cpu_seconds(pid) - cpu_before
         elapsed = time.perf_counter() - clock_before
-        millicores = cpu_used / elapsed * 1000
         rss = rss_bytes(pid)
-        body = http_get(relay.metrics_url)[1]
-        cycle = re.search(
-            r'kubensage_agent_cycle_duration_seconds\{node="bench-python"\} (\S+)', body
+        cycle = scrape_sample(
+            relay.metrics_url, "kubensage_agent_cycle_duration_seconds", '{node="bench-python"}'
         )
-        results.add(
-            "agent",
-            f"average CPU over {elapsed:.0f} s at the 10 s interval",
-            f"{millicores:.2f} mcores",
-            f"{LONG_RUN_CONTAINERS} containers",
-        )
-        results.add(
-            "agent",
-            "steady-state RSS",
-            f"{rss / MIB:.1f} MiB",
-            f"after {elapsed:.0f} s, {LONG_RUN_CONTAINERS} containers, probes on",
-        )
-        if cycle:
-            results.add(
-                "agent",
-                "cycle duration reported by the agent",
-                f"{float(cycle.group(1)) * 1000:.0f} ms",
-                "last cycle",
-            )
-        results.target(
-            f"agent RSS <= 40 MiB at {LONG_RUN_CONTAINERS} containers",
-            f"{rss / MIB:.1f} MiB",
-            _verdict(rss, 40 * MIB),
-        )
-        agent.stop()
     finally:
-        relay.stop()
+        agent.stop()
+    results.add(
+        "agent",
+        f"average CPU over {elapsed:.0f} s at the 10 s interval",
+        f"{cpu_used / elapsed * 1000:.2f} mcores",
+        f"{LONG_RUN_CONTAINERS} containers",
+    )
+    results.add(
+        "agent",
+        "steady-state RSS",
+        f"{rss / MIB:.1f} MiB",
+        f"after {elapsed:.0f} s, {LONG_RUN_CONTAINERS} containers, probes on",
+    )
+    if cycle is not None:
+        results.add(
+            "agent", "cycle duration reported by the agent", f"{cycle * 1000:.0f} ms", "last cycle"
+        )
+    results.target(
+        f"agent RSS <= 40 MiB at {LONG_RUN_CONTAINERS} containers",
+        f"{rss / MIB:.1f} MiB",
+        _verdict(rss, 40 * MIB),
+    )
 
 
 def _agent_commands(binary: Path | None) -> list[tuple[str, list[str]]]:

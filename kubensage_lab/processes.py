@@ -147,14 +147,16 @@ def agent_service(
     *extra: str,
     name: str | None = None,
     state_dir: Path | None = None,
+    command: list[str] | None = None,
 ) -> Service:
-    """A `kubensage-agent run` process for `node`; its state dir is its own under `workdir`
+    """A `kubensage-agent run` process for `node` (the Python module unless `command` names
+    another executable, e.g. a built binary); its state dir is its own under `workdir`
     unless `state_dir` is given (one agent restarted keeps its identity and spool there)."""
     name = name or f"agent-{node}"
     return Service(
         name,
-        python_module(
-            "kubensage_agent",
+        [
+            *(command or python_module("kubensage_agent")),
             "run",
             "--relay-address",
             relay_address,
@@ -163,7 +165,7 @@ def agent_service(
             "--state-dir",
             str(state_dir or workdir / f"{name}-state"),
             *extra,
-        ),
+        ],
         workdir,
     )
 
