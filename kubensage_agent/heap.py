@@ -13,10 +13,12 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+from kubensage_agent.libc import LIBC
+
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
-        function = ctypes.CDLL(None).malloc_trim
+        function = LIBC.malloc_trim
     except AttributeError:
         return None
     function.argtypes = (ctypes.c_size_t,)

@@ -39,7 +39,7 @@ class JsonFormatter(UtcFormatter):
 
     def __init__(self) -> None:
         super().__init__()
-        import json  # noqa: PLC0415 - the agent loads json only when this format is chosen
+        import json  # noqa: PLC0415 - loaded for this format only
 
         self._dumps = json.dumps
 

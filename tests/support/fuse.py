@@ -15,6 +15,8 @@ import struct
 import threading
 from pathlib import Path
 
+from kubensage_agent.libc import LIBC, errno_error
+
 MS_NOSUID, MS_NODEV, MNT_DETACH = 2, 4, 2
 FUSE_INIT, FUSE_STATFS = 26, 17
 # struct fuse_in_header: len, opcode, unique, nodeid, uid, gid, pid, total_extlen, padding
@@ -30,13 +32,10 @@ INIT_OUT = struct.Struct("<IIIIHHIIHHI7I")
 KSTATFS = struct.Struct("<QQQQQIIII6I")
 READ_BUFFER = 1 << 20
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def _check(result: int, what: str) -> None:
     if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
+        raise errno_error(what)
 
 
 class HangingFuse:
@@ -63,7 +62,7 @@ class HangingFuse:
         self._fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         options = f"fd={self._fd},rootmode=40000,user_id=0,group_id=0"
         _check(
-            _libc.mount(
+            LIBC.mount(
                 self.source.encode(),
                 str(self.mountpoint).encode(),
                 b"fuse",
@@ -101,12 +100,12 @@ class HangingFuse:
         """Abort the connection as an administrator would: every request fails ENOTCONN."""
         control = Path("/sys/fs/fuse/connections")
         if not (control / self.connection()).exists():
-            _check(_libc.mount(b"fusectl", str(control).encode(), b"fusectl", 0, None), "fusectl")
+            _check(LIBC.mount(b"fusectl", str(control).encode(), b"fusectl", 0, None), "fusectl")
         (control / self.connection() / "abort").write_text("1")
 
     def unmount(self) -> None:
         if self._fd >= 0:
-            _libc.umount2(str(self.mountpoint).encode(), MNT_DETACH)
+            LIBC.umount2(str(self.mountpoint).encode(), MNT_DETACH)
             os.close(self._fd)
             self._fd = -1
         if self._server is not None:

@@ -5,10 +5,10 @@ interfaces is a netlink dump, and a library for it would cost the agent ~1 MiB."
 from __future__ import annotations
 
 import ctypes
-import os
 import socket
 
 from kubensage_agent.collectors.node.base import NodeFiles
+from kubensage_agent.libc import LIBC, errno_error
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
 # where the address sits in struct sockaddr_in and struct sockaddr_in6 (netinet/in.h):
@@ -31,11 +31,10 @@ _Ifaddrs._fields_ = (
     ("address", ctypes.POINTER(_Sockaddr)),
 )
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_getifaddrs = _libc.getifaddrs
+_getifaddrs = LIBC.getifaddrs
 _getifaddrs.argtypes = (ctypes.POINTER(ctypes.POINTER(_Ifaddrs)),)
 _getifaddrs.restype = ctypes.c_int
-_freeifaddrs = _libc.freeifaddrs
+_freeifaddrs = LIBC.freeifaddrs
 _freeifaddrs.argtypes = (ctypes.POINTER(_Ifaddrs),)
 _freeifaddrs.restype = None
 
@@ -44,8 +43,7 @@ def interface_addresses() -> dict[str, list[str]]:
     """IPv4 and IPv6 addresses per interface, in the kernel's order (IPv6 without zone)."""
     head = ctypes.POINTER(_Ifaddrs)()
     if _getifaddrs(ctypes.byref(head)) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"getifaddrs: {os.strerror(error)}")
+        raise errno_error("getifaddrs")
     found: dict[str, list[str]] = {}
     try:
         entry = head

@@ -4,9 +4,9 @@ would need CAP_SYS_TIME, which the agent never has): sync status, offset, errors
 from __future__ import annotations
 
 import ctypes
-import os
 
 from kubensage_agent.collectors.node.base import NodeFiles
+from kubensage_agent.libc import LIBC, errno_error
 from kubensage_agent.parsers.timex import RawTimex, decode_timex
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
@@ -43,8 +43,7 @@ class _Timex(ctypes.Structure):
     )
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_adjtimex = _libc.adjtimex
+_adjtimex = LIBC.adjtimex
 _adjtimex.argtypes = (ctypes.POINTER(_Timex),)
 _adjtimex.restype = ctypes.c_int
 
@@ -55,8 +54,7 @@ def read_timex() -> RawTimex:
     state = _Timex()  # modes=0: read only
     result = _adjtimex(ctypes.byref(state))
     if result < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"adjtimex: {os.strerror(error)}")
+        raise errno_error("adjtimex")
     return RawTimex(
         state=result,
         offset=state.offset,
