@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import grpc
 
 from kubensage_agent.checks.manifest import CheckDefaults
 from kubensage_agent.checks.sandbox import Limits, PidsCgroups
@@ -25,11 +24,12 @@ from kubensage_agent.options import host_options, stats_policy
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder, RuntimeLink
 from kubensage_agent.state.identity import load_or_create_agent_id
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.plaintext import require_secure_or_explicit
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
-from kubensage_common.tls import channel_credentials, require_secure_or_explicit
 from kubensage_common.version import VERSION, version_string
 
 logger = logging.getLogger(__name__)
@@ -40,16 +40,18 @@ def _setup(options: dict[str, Any]) -> tuple[HostPaths, CollectorErrors]:
     return HostPaths(Path(options["host_root"])), CollectorErrors()
 
 
-def _channel_credentials(options: dict[str, Any]) -> grpc.ChannelCredentials | None:
+def _relay_tls(options: dict[str, Any]) -> ClientTls | None:
     files = (options["tls_ca_file"], options["tls_cert_file"], options["tls_key_file"])
     if not options["tls"] and not any(files):
         return None
     if bool(options["tls_cert_file"]) != bool(options["tls_key_file"]):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
+    tls = ClientTls(*files, server_name=options["tls_server_name"])
     try:
-        return channel_credentials(*files)
+        tls.context()  # unreadable or mismatched files are a usage error now, not a retry loop
     except OSError as exc:
-        raise click.UsageError(f"cannot read TLS files: {exc}") from exc
+        raise click.UsageError(f"cannot use the TLS files: {exc}") from exc
+    return tls
 
 
 def build_reporter(
@@ -260,9 +262,9 @@ def run(**options: Any) -> None:
     if options["health_address"]:
         split_host_port(options["health_address"])
     configure_logging(options["log_level"], options["log_format"], options["log_file"])
-    credentials = _channel_credentials(options)
+    tls = _relay_tls(options)
     if require_secure_or_explicit(
-        options["relay_address"], credentials is not None, options["insecure"], "--relay-address"
+        options["relay_address"], tls is not None, options["insecure"], "--relay-address"
     ):
         logger.warning("reports to %s travel in plaintext (--insecure)", options["relay_address"])
     state_dir: Path | None = Path(options["state_dir"])
@@ -290,8 +292,7 @@ def run(**options: Any) -> None:
         state_dir=state_dir,
         spool_max_bytes=options["spool_max_bytes"] if options["spool"] else 0,
         spool_max_age_seconds=options["spool_max_age"],
-        credentials=credentials,
-        tls_server_name=options["tls_server_name"],
+        tls=tls,
         token_file=Path(options["token_file"]) if options["token_file"] else None,
         status_remote=options["status_remote"],
     )

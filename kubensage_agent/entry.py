@@ -1,11 +1,11 @@
 """The agent's entry point, run before anything that could load Python's `ssl` module.
 
-The agent never uses Python's ssl: TLS to the relay is gRPC's own (BoringSSL inside
-grpcio), and its probes serve plain HTTP. Yet gRPC imports asyncio, and asyncio and
-http.client import ssl when it is there, which maps libssl and libcrypto (~4 MiB of RSS
+A plaintext agent never uses ssl (its probes serve plain HTTP), yet asyncio and
+http.client import it when it is there, which maps libssl and libcrypto (~4 MiB of RSS
 here). Both are written for Python builds without ssl and catch its ImportError, so a
 `None` in sys.modules (the import system's documented way to make an import fail) keeps
-it out; a process that already loaded ssl keeps it.
+it out. An agent with TLS to the relay loads it when it builds its TLS context
+(kubensage_agent.wire.tls).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""gRPC TLS credentials from PEM files, and the rule for when plaintext is allowed."""
+"""The relay's gRPC TLS credentials from PEM files, read again when they change."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-import click
 import grpc
-
-from kubensage_common.addresses import is_loopback, split_host_port
 
 logger = logging.getLogger(__name__)
 
@@ -70,29 +67,3 @@ def server_credentials(
         files.fetch,  # type: ignore[arg-type]  # None means "no change" (grpc's documentation)
         require_client_authentication=client_ca_file is not None,
     )
-
-
-def channel_credentials(
-    ca_file: str | None, cert_file: str | None, key_file: str | None
-) -> grpc.ChannelCredentials:
-    """TLS for the agent: verify the relay (system roots without a CA file), maybe mutual."""
-    return grpc.ssl_channel_credentials(
-        root_certificates=_read(ca_file),
-        private_key=_read(key_file),
-        certificate_chain=_read(cert_file),
-    )
-
-
-def require_secure_or_explicit(address: str, tls: bool, insecure: bool, what: str) -> bool:
-    """Refuse plaintext off loopback unless --insecure was given; True means "warn"."""
-    if tls:
-        return False
-    host, _ = split_host_port(address)
-    if is_loopback(host):
-        return False
-    if not insecure:
-        raise click.UsageError(
-            f"{what} {address} is not loopback: configure TLS (--tls-* flags) or pass "
-            "--insecure to accept plaintext"
-        )
-    return True

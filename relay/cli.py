@@ -14,8 +14,8 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.cliconfig import config_option, logging_options, option
 from kubensage_common.logsetup import configure_logging
+from kubensage_common.plaintext import require_secure_or_explicit
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
-from kubensage_common.tls import require_secure_or_explicit
 from kubensage_common.version import version_string
 from relay.agentsettings import parse_check_override
 from relay.app import RelayConfig, build_authenticators, serve

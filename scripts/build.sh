@@ -59,15 +59,14 @@ for program in agent relay advisor; do
             --exclude-module kubernetes_validate --exclude-module jsonschema
             --exclude-module PyInstaller --exclude-module promql_parser
             --exclude-module grafana_foundation_sdk)
-  # The agent talks to no Kubernetes API and serves no client_python registry; it never
-  # loads Python's ssl (kubensage_agent/entry.py: gRPC has its own TLS) nor OpenSSL's
-  # hashes (hashlib falls back to its built-in ones), which drops libssl and libcrypto;
-  # nor lzma, bz2, libuuid, the C decimal or the CJK codecs (their stdlib users fall
+  # The agent talks to no Kubernetes API and serves no client_python registry, and speaks
+  # gRPC with its own client (kubensage_agent/wire), not grpcio; it loads Python's ssl only
+  # for TLS to the relay, and never OpenSSL's hashes (hashlib falls back to its built-in
+  # ones); nor lzma, bz2, libuuid, the C decimal or the CJK codecs (their stdlib users fall
   # back without them, or are never reached), nor XML (only multiprocessing's XML-RPC
   # listener would); PyYAML's optional C loader is not used (yaml.safe_load).
   [ "$program" = agent ] && excludes+=(--exclude-module kubernetes --exclude-module prometheus_client
-                                       --exclude-module ssl --exclude-module _ssl
-                                       --exclude-module _hashlib
+                                       --exclude-module grpc --exclude-module _hashlib
                                        --exclude-module lzma --exclude-module _lzma
                                        --exclude-module bz2 --exclude-module _bz2
                                        --exclude-module _uuid --exclude-module _decimal

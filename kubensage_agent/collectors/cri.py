@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import grpc
-
 from kubensage_agent.collectors.cgroup import CgroupCollector
 from kubensage_agent.collectors.container_stats import (
     cgroup_usage_wanted,
@@ -36,6 +34,7 @@ from kubensage_agent.cri.verbose import SpecResources, VerboseInfo, parse_verbos
 from kubensage_agent.hostfs import HostPaths, read_small
 from kubensage_agent.parsers.netdev import parse_net_dev
 from kubensage_agent.rates import CpuRateTracker
+from kubensage_agent.wire.status import StatusCode
 from kubensage_api.cri import api_pb2
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
@@ -319,7 +318,7 @@ class CriCollector:
                 "ListPodSandboxStats", api_pb2.ListPodSandboxStatsRequest(), deadline
             )
         except CriError as exc:
-            if exc.code == grpc.StatusCode.UNIMPLEMENTED:
+            if exc.code == StatusCode.UNIMPLEMENTED:
                 self._pod_stats_implemented = False
                 self.errors.once.problem(
                     "cri:ListPodSandboxStats",

@@ -6,30 +6,38 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import grpc
+from google.protobuf.message import DecodeError
 
-from kubensage_api.cri import api_pb2, api_pb2_grpc
+from kubensage_agent.wire.status import RpcError, StatusCode
+from kubensage_agent.wire.unary import UnaryChannel
+from kubensage_api.cri import api_pb2
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 V1ALPHA2_VERSION = "/runtime.v1alpha2.RuntimeService/Version"
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.enable_retries", 0),
-]
 # Status look-ups in flight at once: the first cycle after start asks one per pod and
 # container, and waiting for each answer in turn would make its wall time their sum.
 MAX_IN_FLIGHT = 32
 # Codes after which the connection itself is suspect: rebuild it before the next call.
-RECONNECT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN})
+RECONNECT_CODES = frozenset({StatusCode.UNAVAILABLE, StatusCode.UNKNOWN})
+
+
+def _methods() -> dict[str, tuple[str, Any]]:
+    """Each RuntimeService and ImageService method: its HTTP/2 path and reply type."""
+    methods = {}
+    for service in api_pb2.DESCRIPTOR.services_by_name.values():
+        for method in service.methods:
+            reply = getattr(api_pb2, method.output_type.name)
+            methods[method.name] = (f"/{service.full_name}/{method.name}", reply)
+    return methods
+
+
+METHODS = _methods()
 
 
 class CriError(Exception):
     """A CRI call failed; `code` is the gRPC status code when there was one."""
 
-    def __init__(self, method: str, message: str, code: grpc.StatusCode | None = None) -> None:
+    def __init__(self, method: str, message: str, code: StatusCode | None = None) -> None:
         super().__init__(f"{method}: {message}")
         self.method = method
         self.code = code
@@ -54,21 +62,17 @@ class CriClient:
     def __init__(self, endpoint: str, timeout: float) -> None:
         self.endpoint = normalize_endpoint(endpoint)
         self.timeout = timeout
-        self._channel: grpc.Channel | None = None
-        self._runtime: api_pb2_grpc.RuntimeServiceStub | None = None
-        self._images: api_pb2_grpc.ImageServiceStub | None = None
+        self._channel: UnaryChannel | None = None
 
-    def _connect(self) -> tuple[api_pb2_grpc.RuntimeServiceStub, api_pb2_grpc.ImageServiceStub]:
-        if self._channel is None or self._runtime is None or self._images is None:
-            self._channel = grpc.insecure_channel(self.endpoint, options=CHANNEL_OPTIONS)
-            self._runtime = api_pb2_grpc.RuntimeServiceStub(self._channel)
-            self._images = api_pb2_grpc.ImageServiceStub(self._channel)
-        return self._runtime, self._images
+    def _connection(self) -> UnaryChannel:
+        if self._channel is None:
+            self._channel = UnaryChannel(self.endpoint, MAX_MESSAGE_BYTES)
+        return self._channel
 
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
-        self._channel = self._runtime = self._images = None
+        self._channel = None
 
     def call(self, method: str, request: Any, deadline: float | None = None) -> Any:
         """Call a RuntimeService/ImageService method within the per-call timeout and `deadline`.
@@ -77,10 +81,13 @@ class CriClient:
         hung runtime costs at most one timeout per cycle, not one per call.
         """
         timeout = self._timeout(method, deadline)
-        try:
-            return self._stub(method)(request, timeout=timeout)
-        except grpc.RpcError as exc:
-            raise self._failed(method, exc) from exc
+        path, reply = METHODS[method]
+        answer = self._connection().call_many(
+            path, [request.SerializeToString()], timeout, in_flight=1
+        )[0]
+        if isinstance(answer, RpcError):
+            raise self._failed(method, answer)
+        return self._decoded(method, reply, answer)
 
     def call_all(
         self, method: str, requests: Sequence[Any], deadline: float | None = None
@@ -93,19 +100,19 @@ class CriClient:
             timeout = self._timeout(method, deadline)
         except CriError as exc:
             return [exc] * len(requests)
-        stub = self._stub(method)
+        path, reply = METHODS[method]
+        payloads = [r.SerializeToString() for r in requests]
         answers: list[Any] = []
-        for start in range(0, len(requests), MAX_IN_FLIGHT):
-            batch = [
-                stub.future(r, timeout=timeout) for r in requests[start : start + MAX_IN_FLIGHT]
-            ]
-            for future in batch:
-                try:
-                    answers.append(future.result())
-                except grpc.RpcError as exc:
-                    answers.append(self._failed(method, exc, reconnect=False))
+        for answer in self._connection().call_many(path, payloads, timeout, MAX_IN_FLIGHT):
+            if isinstance(answer, RpcError):
+                answers.append(self._failed(method, answer, reconnect=False))
+                continue
+            try:
+                answers.append(self._decoded(method, reply, answer))
+            except CriError as exc:
+                answers.append(exc)
         if any(isinstance(a, CriError) and a.code in RECONNECT_CODES for a in answers):
-            self.close()  # only once every call is answered: closing cancels those in flight
+            self.close()  # only once every call is answered
         return answers
 
     def _timeout(self, method: str, deadline: float | None) -> float:
@@ -114,21 +121,23 @@ class CriClient:
             timeout = min(timeout, deadline - time.monotonic())
             if timeout <= 0:
                 raise CriError(
-                    method, "cycle deadline already passed", grpc.StatusCode.DEADLINE_EXCEEDED
+                    method, "cycle deadline already passed", StatusCode.DEADLINE_EXCEEDED
                 )
         return timeout
 
-    def _stub(self, method: str) -> Any:
-        runtime, images = self._connect()
-        return getattr(images if method == "ImageFsInfo" else runtime, method)
+    @staticmethod
+    def _decoded(method: str, reply: Any, answer: bytes) -> Any:
+        try:
+            return reply.FromString(answer)
+        except DecodeError as exc:
+            raise CriError(method, f"undecodable reply: {exc}", StatusCode.INTERNAL) from exc
 
-    def _failed(self, method: str, exc: grpc.RpcError, *, reconnect: bool = True) -> CriError:
+    def _failed(self, method: str, exc: RpcError, *, reconnect: bool = True) -> CriError:
         """The call's error; with `reconnect`, the channel is closed first when the code
         makes the connection suspect."""
-        code = exc.code()
-        if reconnect and code in RECONNECT_CODES:
+        if reconnect and exc.code in RECONNECT_CODES:
             self.close()
-        return CriError(method, f"{code.name}: {exc.details()}", code)
+        return CriError(method, f"{exc.code.name}: {exc.details}", exc.code)
 
     def version(self) -> api_pb2.VersionResponse:
         try:
@@ -137,7 +146,7 @@ class CriClient:
             )
             return response
         except CriError as exc:
-            if exc.code == grpc.StatusCode.UNIMPLEMENTED and self._speaks_v1alpha2():
+            if exc.code == StatusCode.UNIMPLEMENTED and self._speaks_v1alpha2():
                 raise CriVersionError(
                     "Version",
                     "runtime only speaks CRI runtime.v1alpha2; kubensage needs runtime.v1 "
@@ -147,15 +156,6 @@ class CriClient:
             raise
 
     def _speaks_v1alpha2(self) -> bool:
-        self._connect()
-        assert self._channel is not None
-        probe = self._channel.unary_unary(
-            V1ALPHA2_VERSION,
-            request_serializer=api_pb2.VersionRequest.SerializeToString,
-            response_deserializer=api_pb2.VersionResponse.FromString,
-        )
-        try:
-            probe(api_pb2.VersionRequest(version="v1alpha2"), timeout=self.timeout)
-        except grpc.RpcError:
-            return False
-        return True
+        request = api_pb2.VersionRequest(version="v1alpha2").SerializeToString()
+        answer = self._connection().call_many(V1ALPHA2_VERSION, [request], self.timeout, 1)[0]
+        return not isinstance(answer, RpcError)

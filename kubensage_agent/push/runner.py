@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
 from kubensage_common.protocol import DEFAULT_MAX_MESSAGE_BYTES
@@ -43,8 +42,7 @@ class RunConfig:
     state_dir: Path | None = None
     spool_max_bytes: int = 0
     spool_max_age_seconds: float = 3600.0
-    credentials: grpc.ChannelCredentials | None = None
-    tls_server_name: str | None = None
+    tls: ClientTls | None = None
     token_file: Path | None = None
     status_remote: bool = False
 
@@ -87,8 +85,7 @@ class AgentRunner:
             self.queue,
             self.apply_settings,
             config.max_message_bytes,
-            credentials=config.credentials,
-            server_name=config.tls_server_name,
+            tls=config.tls,
             token_file=config.token_file,
         )
 

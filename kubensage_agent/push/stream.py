@@ -18,41 +18,41 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
 
-import grpc
+from google.protobuf.message import DecodeError
 
 from kubensage_agent.push.queue import ReportQueue
+from kubensage_agent.wire.bidi import BidiCall, CallEndedError
+from kubensage_agent.wire.status import RpcError, StatusCode
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_api.telemetry import telemetry_pb2 as tm
-from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_common.backoff import Backoff
 from kubensage_common.protocol import REFUSED_REPORT_METADATA
 
 logger = logging.getLogger(__name__)
 
-IngestCall = grpc.aio.StreamStreamCall[tm.AgentMessage, tm.RelayMessage]
+STREAM_PATH = "/kubensage.telemetry.v1.Ingest/Stream"
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 2.0
+RECEIVE_LIMIT_BYTES = 4 * 1024 * 1024  # acks and settings: small
 REFUSALS = {
-    grpc.StatusCode.UNAUTHENTICATED: "refused our credentials ({}); check --token-file",
-    grpc.StatusCode.PERMISSION_DENIED: "refused to take reports for this node ({}); check "
+    StatusCode.UNAUTHENTICATED: "refused our credentials ({}); check --token-file",
+    StatusCode.PERMISSION_DENIED: "refused to take reports for this node ({}); check "
     "--node-name and which nodes the credentials are for",
-    grpc.StatusCode.FAILED_PRECONDITION: "refused this agent ({})",
-    grpc.StatusCode.ABORTED: "ended the stream ({})",
+    StatusCode.FAILED_PRECONDITION: "refused this agent ({})",
+    StatusCode.ABORTED: "ended the stream ({})",
 }
 
 
-def refused_a_report(exc: grpc.aio.AioRpcError) -> bool:
+def refused_a_report(exc: RpcError) -> bool:
     """Whether the relay ended the stream because of the report it was reading."""
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if exc.code == StatusCode.RESOURCE_EXHAUSTED:
         return True  # larger than the relay accepts (only a report can be)
-    if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+    if exc.code != StatusCode.INVALID_ARGUMENT:
         return False
-    # grpc.aio yields (key, value) pairs; the stubs describe the sync API's objects
-    pairs = cast("Iterable[tuple[str, str]]", exc.trailing_metadata() or ())
-    return REFUSED_REPORT_METADATA in list(pairs)
+    return REFUSED_REPORT_METADATA in exc.trailers
 
 
 # Pause before reconnecting after the relay ended a stream cleanly: enough to spread a
@@ -69,8 +69,7 @@ class StreamSender:
         on_settings: Callable[[tm.Settings], None],
         max_message_bytes: int,
         *,
-        credentials: grpc.ChannelCredentials | None = None,
-        server_name: str | None = None,
+        tls: ClientTls | None = None,
         token_file: Path | None = None,
     ) -> None:
         self.relay_address = relay_address
@@ -78,8 +77,7 @@ class StreamSender:
         self.queue = queue
         self.on_settings = on_settings
         self.max_message_bytes = max_message_bytes
-        self.credentials = credentials
-        self.server_name = server_name
+        self.tls = tls
         self.token_file = token_file
         self.reconnects_total = 0
         self.refused_total = 0
@@ -91,7 +89,7 @@ class StreamSender:
         self.last_problem = ""
         self._backoff = Backoff()
         self._stopping = False
-        self._call: IngestCall | None = None
+        self._call: BidiCall | None = None
         self._token = ""
 
     async def run(self) -> None:
@@ -109,9 +107,9 @@ class StreamSender:
                     logger.info("relay %s ended the stream; reconnecting", self.relay_address)
                     await asyncio.sleep(random.uniform(0, ROTATION_PAUSE_SECONDS))
                 continue
-            except grpc.aio.AioRpcError as exc:
+            except RpcError as exc:
                 problem = self._problem(exc)
-            except (OSError, TimeoutError, grpc.aio.UsageError) as exc:
+            except (OSError, TimeoutError) as exc:
                 problem = f"unreachable: {exc!r}"
             if self._stopping:
                 break
@@ -119,11 +117,11 @@ class StreamSender:
             logger.warning("relay %s %s; reconnecting", self.relay_address, problem)
             await asyncio.sleep(self._backoff.next_delay())
 
-    def _problem(self, exc: grpc.aio.AioRpcError) -> str:
+    def _problem(self, exc: RpcError) -> str:
         if refused_a_report(exc):
             self._drop_refused()
-        template = REFUSALS.get(exc.code(), "stream broke: " + exc.code().name + " {}")
-        return template.format(exc.details())
+        template = REFUSALS.get(exc.code, "stream broke: " + exc.code.name + " {}")
+        return template.format(exc.details)
 
     def _drop_refused(self) -> None:
         """The relay refused the oldest report it had not acknowledged: sending it again
@@ -159,62 +157,45 @@ class StreamSender:
         except OSError:
             return False  # mid-rotation: look again at the next report
 
-    def _channel(self, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
-        if self.credentials is None:
-            return grpc.aio.insecure_channel(
-                self.relay_address, options=options, compression=grpc.Compression.Gzip
-            )
-        if self.server_name:
-            options = [*options, ("grpc.ssl_target_name_override", self.server_name)]
-        return grpc.aio.secure_channel(
-            self.relay_address,
-            self.credentials,
-            options=options,
-            compression=grpc.Compression.Gzip,
-        )
-
     async def _one_stream(self) -> bool:
         """One stream until it ends; True when it was ended to pick up a rotated token."""
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_send_message_length", self.max_message_bytes),
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            # a new stream gets a new connection, which the load balancer may send elsewhere
-            ("grpc.use_local_subchannel_pool", 1),
-        ]
-        metadata = self._metadata()
-        async with self._channel(options) as channel:
-            await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
-            # grpc.aio allows the write()/read() style without an iterator; the stubs do not
-            call = telemetry_pb2_grpc.IngestStub(channel).Stream(  # type: ignore[call-arg]
-                metadata=metadata
-            )
-            self._call = call
+        call = await BidiCall.open(
+            self.relay_address,
+            STREAM_PATH,
+            metadata=self._metadata(),
+            tls=self.tls,
+            gzip=True,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            send_limit=self.max_message_bytes,
+            receive_limit=RECEIVE_LIMIT_BYTES,
+        )
+        self._call = call
+        try:
+            await call.write(tm.AgentMessage(hello=self.hello()).SerializeToString())
+            self.connected_since = time.time()
+            reader = asyncio.create_task(self._read(call))
             try:
-                await call.write(tm.AgentMessage(hello=self.hello()))
-                self.connected_since = time.time()
-                reader = asyncio.create_task(self._read(call))
-                try:
-                    return await self._write(call, reader)
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                        await reader
+                return await self._write(call, reader)
             finally:
-                self._call = None
-                self.connected_since = None
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RpcError):
+                    await reader
+        except CallEndedError:  # the relay ended the stream while we wrote
+            error = await call.finished()
+            if error is not None:
+                raise error from None
+            return False
+        finally:
+            self._call = None
+            self.connected_since = None
+            await call.close()
 
-    async def _write(
-        self,
-        call: IngestCall,
-        reader: asyncio.Task[None],
-    ) -> bool:
+    async def _write(self, call: BidiCall, reader: asyncio.Task[None]) -> bool:
         sent_upto = self.highest_acked
         while not self._stopping:
             if self._token_rotated():
                 await call.done_writing()  # the relay then ends the stream cleanly
-                with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
+                with contextlib.suppress(TimeoutError, RpcError):
                     await asyncio.wait_for(asyncio.shield(reader), CLOSE_TIMEOUT_SECONDS)
                 return True
             report = self.queue.after(sent_upto)
@@ -226,16 +207,16 @@ class StreamSender:
                     reader.result()  # re-raises the stream's error, if it ended with one
                     return False
                 continue
-            try:
-                await call.write(tm.AgentMessage(report=report))
-            except asyncio.InvalidStateError:  # the relay ended the stream meanwhile
-                await reader  # raises the status it ended with
-                return False
+            await call.write(tm.AgentMessage(report=report).SerializeToString())
             sent_upto = report.sequence
         return False
 
-    async def _read(self, call: IngestCall) -> None:
-        async for message in call:
+    async def _read(self, call: BidiCall) -> None:
+        while (payload := await call.read()) is not None:
+            try:
+                message = tm.RelayMessage.FromString(payload)
+            except DecodeError as exc:
+                raise RpcError(StatusCode.INTERNAL, f"undecodable relay message: {exc}") from exc
             if message.HasField("ack"):
                 self.highest_acked = max(self.highest_acked, message.ack.sequence)
                 self.last_ack_unix = time.time()
@@ -258,8 +239,8 @@ class StreamSender:
         call = self._call
         if call is not None:
             # half-close, then let the relay end the stream so it sees a clean close
-            with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError, TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await call.done_writing()
-                await asyncio.wait_for(call.code(), CLOSE_TIMEOUT_SECONDS)
+                await asyncio.wait_for(call.finished(), CLOSE_TIMEOUT_SECONDS)
         self.queue.wake()
         return flushed

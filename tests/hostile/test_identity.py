@@ -14,11 +14,19 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kubensage_common.tls import channel_credentials
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_lab.processes import RelayProcess, eventually
 from tests.hostile.conftest import assert_unharmed, start_relay
 from tests.support.fake_kube import FakeKubeApi, ServiceAccountToken, pod
-from tests.support.hostile import Answer, GoodAgent, attack, hello_bytes, node_lines, report_bytes
+from tests.support.hostile import (
+    Answer,
+    GoodAgent,
+    attack,
+    channel_credentials,
+    hello_bytes,
+    node_lines,
+    report_bytes,
+)
 from tests.support.hostile import scrape as scrape_text
 from tests.support.pki import CertificateAuthority
 from tests.support.reports import report
@@ -146,9 +154,14 @@ def test_a_certificate_for_one_node_cannot_report_for_another_and_revocation_end
     mtls_relay: RelayProcess, pki: dict[str, object]
 ) -> None:
     evil = credentials_for(pki, "evil")
-    with GoodAgent(
-        mtls_relay.address, credentials=credentials_for(pki, "good"), server_name=SERVER_NAME
-    ) as good:
+    ca, good_issued = pki["ca"], pki["good"]
+    good_tls = ClientTls(
+        str(ca.cert_path),  # type: ignore[attr-defined]
+        str(good_issued.cert),  # type: ignore[attr-defined]
+        str(good_issued.key),  # type: ignore[attr-defined]
+        server_name=SERVER_NAME,
+    )
+    with GoodAgent(mtls_relay.address, tls=good_tls) as good:
         good.wait_for_acks(3)
         refused = attack(
             mtls_relay.address, claim("good-node"), credentials=evil, server_name=SERVER_NAME

@@ -157,3 +157,14 @@ def test_agent_sigterm_exits_zero_and_relay_sees_a_clean_close(stack: Stack) -> 
     assert stack.agent.stop(signal.SIGTERM, timeout=15) == 0
     eventually(lambda: "stream of node e2e-node closed clean" in stack.relay.log(), timeout=15)
     assert "stopped; every report was acknowledged" in stack.agent.log()
+
+
+def test_a_plaintext_agent_maps_neither_grpcio_nor_openssl(stack: Stack) -> None:
+    """The agent's memory floor: its gRPC client is its own (kubensage_agent.wire), and
+    without TLS the entry point keeps ssl out; either library mapped would cost MiBs."""
+    eventually(lambda: "acknowledged the first report" in stack.agent.log())
+    maps = Path(f"/proc/{stack.agent.process.pid}/maps").read_text()
+    mapped = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    assert not [path for path in mapped if "cygrpc" in path or "grpc" in Path(path).name]
+    assert not [path for path in mapped if Path(path).name.startswith(("libssl", "_ssl"))]
+    assert any("python" in Path(path).name or "libpython" in path for path in mapped)

@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.httpserver import HttpServer
 from kubensage_common.kubeclient import load_api_client
-from kubensage_common.tls import channel_credentials, server_credentials
+from kubensage_common.tls import server_credentials
 from kubensage_lab.processes import http_status
 from relay.enrich.kube import NoEnrichment
 from relay.expose.http import make_app
@@ -105,10 +106,9 @@ def test_mutual_tls_delivers_only_for_the_node_the_certificate_names(
                 relay,
                 sender_factory(
                     relay,
-                    credentials=channel_credentials(
-                        str(ca.cert_path), str(client.cert), str(client.key)
+                    tls=ClientTls(
+                        str(ca.cert_path), str(client.cert), str(client.key), "relay.test"
                     ),
-                    server_name="relay.test",
                 ),
                 wait=10.0 if delivered else 2.0,
             )
@@ -137,12 +137,12 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(
                 relay,
                 sender_factory(
                     relay,
-                    credentials=channel_credentials(
+                    tls=ClientTls(
                         str(ca.cert_path),
                         str(client.cert) if client else None,
                         str(client.key) if client else None,
+                        "relay.test",
                     ),
-                    server_name="relay.test",
                 ),
                 wait=2.0,
             )
@@ -163,8 +163,7 @@ def test_agent_refuses_a_relay_certificate_from_another_ca(pki: dict, tmp_path: 
                 relay,
                 sender_factory(
                     relay,
-                    credentials=channel_credentials(str(pki["ca"].cert_path), None, None),
-                    server_name="relay.test",
+                    tls=ClientTls(str(pki["ca"].cert_path), server_name="relay.test"),
                 ),
                 wait=2.0,
             )

@@ -19,6 +19,7 @@ import grpc
 
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.wire.tls import ClientTls
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_lab.processes import http_get
 from tests.support.reports import full_report
@@ -26,6 +27,15 @@ from tests.support.reports import full_report
 STREAM = "/kubensage.telemetry.v1.Ingest/Stream"
 METRICS_PODS = 7  # Metrics.pods
 WIRE_LENGTH = 2
+
+
+def channel_credentials(ca_file: str, cert_file: str, key_file: str) -> grpc.ChannelCredentials:
+    """grpcio's TLS credentials: the hostile clients speak grpcio, not the agent's client."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca_file).read_bytes(),
+        private_key=Path(key_file).read_bytes(),
+        certificate_chain=Path(cert_file).read_bytes(),
+    )
 
 
 # -- wire bytes ---------------------------------------------------------------------------
@@ -146,8 +156,7 @@ class GoodAgent:
         counter_base: float = 1000.0,
         interval: float = 0.3,
         token_file: Path | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        server_name: str | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
         self.node = node
@@ -155,8 +164,7 @@ class GoodAgent:
         self.agent_id = agent_id or f"agent-of-{node}"
         self.counter_base = counter_base
         self.token_file = token_file
-        self.credentials = credentials
-        self.server_name = server_name
+        self.tls = tls
         self.produced = 0
         self.sender: StreamSender | None = None
         self._stop = threading.Event()
@@ -190,8 +198,7 @@ class GoodAgent:
             queue,
             lambda settings: None,
             4 << 20,
-            credentials=self.credentials,
-            server_name=self.server_name,
+            tls=self.tls,
             token_file=self.token_file,
         )
         sending = asyncio.create_task(self.sender.run())

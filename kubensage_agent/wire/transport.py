@@ -1,0 +1,95 @@
+"""One TCP connection's bytes for the asyncio client, plain or through TLS."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from kubensage_agent.wire.tls import ClientTls, ssl_module
+
+if TYPE_CHECKING:
+    import ssl
+
+READ_BYTES = 256 * 1024
+
+
+class Transport:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._tls: ssl.SSLObject | None = None
+        self._incoming: ssl.MemoryBIO | None = None
+        self._outgoing: ssl.MemoryBIO | None = None
+
+    @classmethod
+    async def connect(cls, host: str, port: int, tls: ClientTls | None) -> Transport:
+        reader, writer = await asyncio.open_connection(host, port)
+        transport = cls(reader, writer)
+        if tls is not None:
+            try:
+                await transport._handshake(tls, tls.server_name or host)
+            except BaseException:
+                transport.close()
+                raise
+        return transport
+
+    async def _handshake(self, tls: ClientTls, server_name: str) -> None:
+        ssl = ssl_module()
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = tls.context().wrap_bio(
+            self._incoming, self._outgoing, server_hostname=server_name
+        )
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._send_tls_records()
+                if not await self._read_tls_records():
+                    raise ConnectionError("the relay closed the connection during TLS") from None
+        self._send_tls_records()
+
+    async def receive(self) -> bytes:
+        """The next bytes from the peer; b"" once it closed the connection."""
+        if self._tls is None:
+            return await self._reader.read(READ_BYTES)
+        ssl = ssl_module()  # loaded by the handshake: a dictionary look-up
+        while True:
+            try:
+                data = self._tls.read(READ_BYTES)
+            except ssl.SSLWantReadError:
+                self._send_tls_records()
+                if not await self._read_tls_records():
+                    return b""
+                continue
+            except ssl.SSLZeroReturnError:
+                return b""
+            self._send_tls_records()  # a key update or ticket may need an answer
+            return data
+
+    def send(self, data: bytes) -> None:
+        if self._tls is None:
+            self._writer.write(data)
+            return
+        self._tls.write(data)
+        self._send_tls_records()
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def _read_tls_records(self) -> bool:
+        data = await self._reader.read(READ_BYTES)
+        assert self._incoming is not None
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    def _send_tls_records(self) -> None:
+        assert self._outgoing is not None
+        if self._outgoing.pending:
+            self._writer.write(self._outgoing.read())
