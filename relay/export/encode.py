@@ -4,12 +4,14 @@ A `WriteRequest` is nothing but its `TimeSeries` entries (field 1) one after the
 other, so a report's series are encoded once, each as complete field-1 bytes, and a
 batch is their concatenation. Field numbers are prompb's (proto/prometheus/remote.proto,
 whose generated classes the tests decode with). Hand encoding is what keeps this
-cheap: a row's sorted label pieces are encoded once and shared by every family
-measured on it, the `__name__` piece of each family name is cached, and all samples
-of a report share one timestamp suffix.
+cheap: each subject's label order is worked out once per relay, never sorted per
+series; a row's label pieces are encoded once and shared by every family measured on
+it; the `__name__` piece of each family name is cached; and every sample of a report
+is one packed value between the report's shared sample head and timestamp.
 
 Labels follow what a scraping Prometheus stores: sorted by name, empty values left
-out, external labels added only where the series has no label of that name.
+out, external labels added only where the series has no label of that name (an empty
+value is no label, so the external one fills it).
 
 A row (a container, a pod's interface...) that was in a node's previous report and is
 not in this one has ended: its series get the staleness marker at this report's time,
@@ -24,6 +26,7 @@ from __future__ import annotations
 import bisect
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from relay.series.rows import NodeContext
@@ -34,7 +37,7 @@ NAME_LABEL = "__name__"
 # Family names come from the declarations, plus the few a report names (meminfo fields):
 # bounded so a report full of odd names cannot grow the cache.
 NAME_CACHE_LIMIT = 4096
-_pack_double = struct.Struct("<d").pack
+
 _LABEL_TAG = b"\x0a"  # TimeSeries.labels = 1, and Label.name = 1 (length-delimited)
 _VALUE_TAG = b"\x12"  # Label.value = 2 and TimeSeries.samples = 2 (length-delimited)
 _SERIES_TAG = b"\x0a"  # WriteRequest.timeseries = 1
@@ -81,111 +84,186 @@ def label_piece(name: str, value: str) -> bytes:
     return _LABEL_TAG + varint(len(inner)) + inner
 
 
-class NamePieces:
-    """`__name__` label pieces per family name, shared by every report a relay encodes."""
+_series_heads: dict[int, bytes] = {}
 
-    def __init__(self, limit: int = NAME_CACHE_LIMIT) -> None:
-        self._pieces: dict[str, bytes] = {}
+
+def _series_head(size: int) -> bytes:
+    """`WriteRequest.timeseries` tag and length; sizes repeat, so the usual ones are kept."""
+    head = _series_heads.get(size)
+    if head is None:
+        head = _SERIES_TAG + varint(size)
+        if size < 0x4000:  # two varint bytes: a bounded table
+            _series_heads[size] = head
+    return head
+
+
+@dataclass(frozen=True, slots=True)
+class _RowLayout:
+    """A subject's label names in series order, each with the external label's value as
+    its default; `__name__` goes between the first `split` and the rest."""
+
+    names: tuple[tuple[str, str], ...]
+    split: int
+
+
+# Where each label of a family with labels of its own comes from, in series order: an int
+# is the index of the row's piece (NAME_SLOT the family name's), a pair is one of the
+# family's own labels with the external label's value as its default.
+NAME_SLOT = -1
+_Slot = int | tuple[str, str]
+
+
+class Encoding:
+    """What every report a relay encodes shares: the external labels, the `__name__`
+    piece of each family name, and each subject's and labelled family's label order,
+    worked out once instead of sorting every series' labels."""
+
+    def __init__(self, external_labels: Mapping[str, str], limit: int = NAME_CACHE_LIMIT) -> None:
+        self.external = dict(external_labels)
+        self.name_pieces: dict[str, bytes] = {}
         self._limit = limit
+        self.row_layouts: dict[Subject[Any], _RowLayout] = {}
+        self.family_layouts: dict[Family[Any], tuple[_Slot, ...]] = {}
 
-    def get(self, name: str) -> bytes:
-        piece = self._pieces.get(name)
+    def name_piece(self, name: str) -> bytes:
+        piece = self.name_pieces.get(name)
         if piece is None:
             piece = label_piece(NAME_LABEL, name)
-            if len(self._pieces) < self._limit:
-                self._pieces[name] = piece
+            if len(self.name_pieces) < self._limit:
+                self.name_pieces[name] = piece
         return piece
+
+    def row_layout(self, subject: Subject[Any]) -> _RowLayout:
+        layout = self.row_layouts.get(subject)
+        if layout is None:
+            names = sorted({*subject.labels, *self.external})
+            layout = self.row_layouts[subject] = _RowLayout(
+                tuple((name, self.external.get(name, "")) for name in names),
+                bisect.bisect_left(names, NAME_LABEL),
+            )
+        return layout
+
+    def family_layout(self, family: Family[Any]) -> tuple[_Slot, ...]:
+        """The label slots of a family with labels of its own (declared, not dynamic)."""
+        slots = self.family_layouts.get(family)
+        if slots is None:
+            row = self.row_layout(family.subject)
+            index = {name: position for position, (name, _) in enumerate(row.names)}
+            names = sorted({*index, *family.labels, NAME_LABEL})
+            slots = self.family_layouts[family] = tuple(
+                NAME_SLOT
+                if name == NAME_LABEL
+                else (name, self.external.get(name, ""))
+                if name in family.labels
+                else index[name]
+                for name in names
+            )
+        return slots
 
 
 class RemoteWriteSink:
     """Receives the walk of one report and keeps each sample as an encoded `TimeSeries`."""
 
-    def __init__(
-        self,
-        timestamp_ms: int,
-        external_labels: Mapping[str, str],
-        names: NamePieces,
-    ) -> None:
+    def __init__(self, timestamp_ms: int, encoding: Encoding) -> None:
         self.series: list[bytes] = []
         self.rows: set[int] = set()  # a hash of each row's subject and labels
-        self._external = dict(external_labels)
-        self._names = names
+        self._encoding = encoding
+        self._names = encoding.name_pieces
+        self._rows = encoding.row_layouts
+        self._families = encoding.family_layouts
         time_suffix = _SAMPLE_TIME_TAG + varint(timestamp_ms)
-        # every Sample of the report is: head, 8 bytes of the value, the shared time suffix
-        self._sample_head = _VALUE_TAG + varint(9 + len(time_suffix)) + _SAMPLE_VALUE_TAG
-        self._time_suffix = time_suffix
-        self._row_labels: dict[str, str] = {}
+        # every Sample of the report is: its tag and length, the value's tag, 8 bytes of
+        # the value, then the shared time
+        sample_head = _VALUE_TAG + varint(9 + len(time_suffix)) + _SAMPLE_VALUE_TAG
+        self._sample_head, self._time_suffix = sample_head, time_suffix
+        self._sample = struct.Struct(f"<{len(sample_head)}sd{len(time_suffix)}s").pack
+        self._sample_size = len(sample_head) + 8 + len(time_suffix)
         # rows of one report repeat most label values (node, namespace, pod): encode each once
         self._pieces: dict[tuple[str, str], bytes] = {}
+        self._row_pieces: list[bytes] = []  # in the row layout's order, b"" for an empty value
         self._before_name = b""
         self._after_name = b""
+        self._row_size = 0
         self._row_key = 0
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
-        merged = {**self._external, **labels} if self._external else dict(labels)
-        self._row_labels = merged
-        ordered = sorted(item for item in merged.items() if item[1])
-        split = bisect.bisect_left(ordered, (NAME_LABEL,))
-        piece = self._piece
-        self._before_name = b"".join([piece(item) for item in ordered[:split]])
-        self._after_name = b"".join([piece(item) for item in ordered[split:]])
-        self._row_key = hash((subject.name, self._before_name, self._after_name))
+        layout = self._rows.get(subject) or self._encoding.row_layout(subject)
+        cached, piece = self._pieces.get, self._piece
+        pieces = []
+        for name, default in layout.names:
+            value = labels.get(name) or default
+            pieces.append((cached((name, value)) or piece(name, value)) if value else b"")
+        self._row_pieces = pieces
+        self._before_name = before = b"".join(pieces[: layout.split])
+        self._after_name = after = b"".join(pieces[layout.split :])
+        self._row_size = len(before) + len(after) + self._sample_size
+        self._row_key = hash((subject.name, before, after))
         self.rows.add(self._row_key)
 
-    def _piece(self, item: tuple[str, str]) -> bytes:
-        piece = self._pieces.get(item)
+    def _piece(self, name: str, value: str) -> bytes:
+        """The label's piece, b"" for an empty value (Prometheus keeps no empty label)."""
+        if not value:
+            return b""
+        key = (name, value)
+        piece = self._pieces.get(key)
         if piece is None:
-            piece = self._pieces[item] = label_piece(*item)
+            piece = self._pieces[key] = label_piece(name, value)
         return piece
+
+    def _name_piece(self, name: str) -> bytes:
+        return self._names.get(name) or self._encoding.name_piece(name)
 
     def sample(
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
     ) -> None:
         if labels is None:
-            body = b"".join(
-                (
-                    self._before_name,
-                    self._names.get(name),
-                    self._after_name,
-                    self._sample_head,
-                    _pack_double(value),
-                    self._time_suffix,
+            name_piece = self._names.get(name) or self._encoding.name_piece(name)
+            self.series.append(
+                b"".join(
+                    (
+                        _series_head(self._row_size + len(name_piece)),
+                        self._before_name,
+                        name_piece,
+                        self._after_name,
+                        self._sample(self._sample_head, value, self._time_suffix),
+                    )
                 )
             )
-        else:
-            body = b"".join(
-                (
-                    self._labels_with(name, labels),
-                    self._sample_head,
-                    _pack_double(value),
-                    self._time_suffix,
-                )
-            )
-        size = len(body)
-        if 0x80 <= size < 0x4000:  # the usual series: a two-byte length, written in place
-            self.series.append(b"\x0a" + bytes(((size & 0x7F) | 0x80, size >> 7)) + body)
-        else:
-            self.series.append(_SERIES_TAG + varint(size) + body)
+            return
+        body = self._labels_with(family, name, labels) + self._sample(
+            self._sample_head, value, self._time_suffix
+        )
+        self.series.append(_series_head(len(body)) + body)
 
-    def _labels_with(self, name: str, labels: Mapping[str, str]) -> bytes:
-        """The slow path for families with labels of their own (a CPU mode, a device...)."""
-        merged = {**self._row_labels, **labels}
-        merged[NAME_LABEL] = name
+    def _labels_with(self, family: Family[Any], name: str, labels: Mapping[str, str]) -> bytes:
+        """The labels of a family with labels of its own (a CPU mode, a device...)."""
         piece = self._piece
-        return b"".join([piece(item) for item in sorted(merged.items()) if item[1]])
+        if family.dynamic_labels is not None:  # names from the data: sorted here
+            layout = self._encoding.row_layout(family.subject)
+            merged = {
+                label: value
+                for (label, _), value in zip(layout.names, self._row_pieces, strict=True)
+                if value
+            }
+            merged.update({label: piece(label, value) for label, value in labels.items()})
+            merged[NAME_LABEL] = self._name_piece(name)
+            return b"".join([merged[label] for label in sorted(merged)])
+        row = self._row_pieces
+        parts = []
+        for slot in self._families.get(family) or self._encoding.family_layout(family):
+            if isinstance(slot, int):
+                parts.append(self._name_piece(name) if slot == NAME_SLOT else row[slot])
+            else:
+                label, default = slot
+                parts.append(piece(label, labels[label] or default))
+        return b"".join(parts)
 
 
 class StaleSink(RemoteWriteSink):
     """Writes the staleness marker for every sample of the rows that ended, nothing else."""
 
-    def __init__(
-        self,
-        ended: set[int],
-        timestamp_ms: int,
-        external_labels: Mapping[str, str],
-        names: NamePieces,
-    ) -> None:
-        super().__init__(timestamp_ms, external_labels, names)
+    def __init__(self, ended: set[int], timestamp_ms: int, encoding: Encoding) -> None:
+        super().__init__(timestamp_ms, encoding)
         self._ended = ended
         self._ending = False
 
@@ -201,15 +279,12 @@ class StaleSink(RemoteWriteSink):
 
 
 def encode_node(
-    profiles: Sequence[Profile],
-    context: NodeContext,
-    external_labels: Mapping[str, str],
-    names: NamePieces,
+    profiles: Sequence[Profile], context: NodeContext, encoding: Encoding
 ) -> RemoteWriteSink:
     """Every sample of one node's report, each an encoded `TimeSeries` with one sample
     (`.series`), and the report's rows (`.rows`)."""
     timestamp_ms = context.report.collected_at_unix_nanos // 1_000_000
-    sink = RemoteWriteSink(timestamp_ms, external_labels, names)
+    sink = RemoteWriteSink(timestamp_ms, encoding)
     walk(profiles, context, sink)
     return sink
 
@@ -220,18 +295,15 @@ def stale_markers(
     *,
     ended: set[int],
     timestamp_ms: int,
-    external_labels: Mapping[str, str],
-    names: NamePieces,
+    encoding: Encoding,
 ) -> list[bytes]:
     """Staleness markers at `timestamp_ms` for the series of `previous`'s rows that ended."""
-    sink = StaleSink(ended, timestamp_ms, external_labels, names)
+    sink = StaleSink(ended, timestamp_ms, encoding)
     walk(profiles, previous, sink)
     return sink.series
 
 
 def batches(series: list[bytes], max_samples: int) -> list[tuple[bytes, int]]:
     """`WriteRequest` bodies of at most `max_samples` series each, with their sample counts."""
-    return [
-        (b"".join(series[start : start + max_samples]), len(series[start : start + max_samples]))
-        for start in range(0, len(series), max_samples)
-    ]
+    chunks = [series[start : start + max_samples] for start in range(0, len(series), max_samples)]
+    return [(b"".join(chunk), len(chunk)) for chunk in chunks]

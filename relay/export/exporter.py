@@ -24,7 +24,7 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.logsetup import OnceLogger
 from relay.enrich.kube import Enrichment
 from relay.export.diskqueue import DiskQueue
-from relay.export.encode import NamePieces, batches, encode_node, stale_markers
+from relay.export.encode import Encoding, batches, encode_node, stale_markers
 from relay.export.metrics import RemoteWriteMetrics
 from relay.export.order import Verdict, WriteOrder
 from relay.export.queue import Block, MemoryQueue, Queue
@@ -94,7 +94,7 @@ class Exporter:
         self.metrics = metrics
         self.once = OnceLogger()
         self.order = WriteOrder(config.queue_dir / "order.json" if config.queue_dir else None)
-        self._names = NamePieces()
+        self._encoding = Encoding(config.external_labels)
         # per node, the last report written and its rows, for staleness markers
         self._last: dict[str, _Written] = {}
         self._last_lock = threading.Lock()
@@ -215,8 +215,7 @@ class Exporter:
 
     def _series(self, node: str, report: tm.Metrics, collected_ms: int) -> list[bytes]:
         """The report's series, and staleness markers for the rows its predecessor had."""
-        external, names = self.config.external_labels, self._names
-        encoded = encode_node(self.profiles, self._context(report), external, names)
+        encoded = encode_node(self.profiles, self._context(report), self._encoding)
         with self._last_lock:
             previous = self._last.get(node)
             self._last[node] = _Written(report, encoded.rows)
@@ -229,8 +228,7 @@ class Exporter:
             context,
             ended=ended,
             timestamp_ms=collected_ms,
-            external_labels=external,
-            names=names,
+            encoding=self._encoding,
         )
         return markers + encoded.series
 

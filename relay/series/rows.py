@@ -74,7 +74,17 @@ def _pressure_by_resource(entries: Iterable[tm.Pressure]) -> dict[str, tm.Pressu
 class NodeContext:
     """One node's report with its Kubernetes metadata, for one render."""
 
-    __slots__ = ("_pods", "_psi", "cluster_name", "enrichment", "meta", "node", "report", "view")
+    __slots__ = (
+        "_containers",
+        "_pods",
+        "_psi",
+        "cluster_name",
+        "enrichment",
+        "meta",
+        "node",
+        "report",
+        "view",
+    )
 
     def __init__(self, view: NodeView, enrichment: Enrichment) -> None:
         self.view = view
@@ -85,6 +95,7 @@ class NodeContext:
         self.cluster_name = enrichment.cluster_name
         self._psi: dict[str, tm.Pressure] | None = None
         self._pods: list[PodRow] | None = None
+        self._containers: list[ContainerRow] | None = None
 
     def pressure(self, resource: str) -> tm.Pressure | None:
         if self._psi is None:
@@ -97,14 +108,20 @@ class NodeContext:
             self._pods = [PodRow(self, pod) for pod in current_pods(self.report.pods)]
         return self._pods
 
-    def containers(self) -> Iterator[ContainerRow]:
-        """The current attempt of each container; its pod row is the sandbox it runs in."""
-        pod_rows = {row.pod.sandbox_id: row for row in self.pods()}
-        for pod, container in current_containers(self.report.pods):
-            owner = pod_rows.get(pod.sandbox_id)
-            if owner is None:  # a container of an older sandbox of the pod
-                owner = pod_rows[pod.sandbox_id] = PodRow(self, pod)
-            yield ContainerRow(owner, container)
+    def containers(self) -> list[ContainerRow]:
+        """The current attempt of each container; its pod row is the sandbox it runs in.
+        Chosen once per render: several subjects (a container, its resources, its devices)
+        walk the same rows."""
+        if self._containers is None:
+            pod_rows = {row.pod.sandbox_id: row for row in self.pods()}
+            rows = []
+            for pod, container in current_containers(self.report.pods):
+                owner = pod_rows.get(pod.sandbox_id)
+                if owner is None:  # a container of an older sandbox of the pod
+                    owner = pod_rows[pod.sandbox_id] = PodRow(self, pod)
+                rows.append(ContainerRow(owner, container))
+            self._containers = rows
+        return self._containers
 
 
 class PodRow:
@@ -150,23 +167,15 @@ class ResourceRow:
     limit: float | None
 
 
-def container_resources(row: ContainerRow) -> tuple[ResourceRow, ResourceRow]:
+def container_resources(row: ContainerRow) -> tuple[ResourceRow, ...]:
+    """The container's resources from its pod spec; none without Kubernetes metadata,
+    where every figure of theirs would be absent."""
     spec = row.spec()
+    if spec is None:
+        return ()
     return (
-        ResourceRow(
-            row,
-            "cpu",
-            "core",
-            spec.cpu_request if spec else None,
-            spec.cpu_limit if spec else None,
-        ),
-        ResourceRow(
-            row,
-            "memory",
-            "byte",
-            spec.memory_request if spec else None,
-            spec.memory_limit if spec else None,
-        ),
+        ResourceRow(row, "cpu", "core", spec.cpu_request, spec.cpu_limit),
+        ResourceRow(row, "memory", "byte", spec.memory_request, spec.memory_limit),
     )
 
 

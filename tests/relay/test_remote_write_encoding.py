@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubensage_api.prometheus import remote_pb2
-from relay.export.encode import NamePieces, batches, encode_node, varint
+from relay.export.encode import Encoding, batches, encode_node, varint
 from relay.series.profiles import PROFILES
 from relay.series.rows import NodeContext
 from tests.support import golden
@@ -39,7 +39,7 @@ def decode(body: bytes) -> remote_pb2.WriteRequest:
 
 def encoded(profile: str, external: dict[str, str] | None = None) -> remote_pb2.WriteRequest:
     context = NodeContext(golden.view(), golden.GoldenEnrichment())
-    series = encode_node([PROFILES[profile]], context, external or {}, NamePieces()).series
+    series = encode_node([PROFILES[profile]], context, Encoding(external or {})).series
     return decode(b"".join(series))
 
 
@@ -90,6 +90,25 @@ def test_external_labels_are_added_but_never_override_a_series_label() -> None:
     assert info is not None and info["cluster"] == "golden-cluster"
 
 
+@pytest.mark.parametrize(
+    ("label", "family"),
+    [("workload", "kubensage_pod_info"), ("qos_class", "kubensage_pod_info")],
+    ids=["row label", "family label"],
+)
+def test_an_external_label_fills_a_label_the_series_has_empty(label: str, family: str) -> None:
+    """Prometheus keeps no empty label, so such a series has no label of that name: the
+    external label's value goes there, as it would in a scraping Prometheus."""
+    request = encoded("native", {label: "fallback"})
+    written = sorted(
+        labels[label]
+        for labels in ({lb.name: lb.value for lb in s.labels} for s in request.timeseries)
+        if labels["__name__"] == family
+    )
+    exposed = [dict(key[1]).get(label, "") for key in from_text("native") if key[0] == family]
+    assert "" in exposed and set(exposed) != {""}  # the golden report has both kinds
+    assert written == sorted(value or "fallback" for value in exposed)
+
+
 def test_external_label_sorting_before_the_name_label() -> None:
     request = encoded("cadvisor", {"Zone": "upper", "a": "lower"})
     for series in request.timeseries:
@@ -99,7 +118,7 @@ def test_external_label_sorting_before_the_name_label() -> None:
 
 def test_batches_are_valid_write_requests_with_their_sample_counts() -> None:
     context = NodeContext(golden.view(), golden.GoldenEnrichment())
-    series = encode_node([PROFILES["native"]], context, {}, NamePieces()).series
+    series = encode_node([PROFILES["native"]], context, Encoding({})).series
     parts = batches(series, 100)
     assert [count for _, count in parts][:-1] == [100] * (len(parts) - 1)
     assert sum(count for _, count in parts) == len(series)
