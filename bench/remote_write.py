@@ -22,6 +22,11 @@ from bench.table import Results
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, scrape_sample
+from relay.enrich.kube import NoEnrichment
+from relay.export.encode import Encoding, encode_node
+from relay.series.profiles import parse_profiles
+from relay.series.rows import NodeContext
+from relay.state.store import NodeView
 from tests.support.load import node_report, percentile, run_load, send_for_ack
 from tests.support.tsdb import VictoriaMetrics
 
@@ -104,8 +109,34 @@ async def _feed_paced(address: str) -> Paced:
     return result
 
 
+def encoding_alone(results: Results, reports: int = 200) -> None:
+    """The relay's series walk and encoding of freshly parsed reports on one thread, with
+    nothing else on the machine's cores: the part of a relay's CPU per sample that the
+    remote-write path adds to ingest."""
+    encoding = Encoding({})
+    profiles = parse_profiles(PROFILE)
+    wire = [
+        node_report(f"enc-node-{i:05d}", f"enc-agent-{i:05d}", 1, CONTAINERS).SerializeToString()
+        for i in range(reports)
+    ]
+    samples, started = 0, time.thread_time()
+    for data in wire:
+        report = tm.Metrics.FromString(data)
+        view = NodeView(report.node.name, report.agent_id, report, time.time(), connected=True)
+        samples += len(encode_node(profiles, NodeContext(view, NoEnrichment()), encoding).series)
+    used = time.thread_time() - started
+    results.add(
+        "remote write",
+        "relay series walk + encoding alone, one thread",
+        f"{used / samples * 1e6:.2f} us/sample",
+        f"{samples // reports:,} samples per report of {CONTAINERS} containers, {PROFILE}; "
+        f"{reports} reports parsed and encoded in {used:.2f} CPU s",
+    )
+
+
 def remote_write(results: Results, workdir: Path) -> None:
     """The relay alone, remote-write only, at the fleet's pace; then vmagent for comparison."""
+    encoding_alone(results)
     vm = VictoriaMetrics(workdir, "bench-victoria-metrics").start_serving()
     try:
         relay_cpu_per_sample = _relay_remote_write(results, workdir, vm)
