@@ -24,9 +24,8 @@ from kubensage_api.telemetry import telemetry_pb2_grpc
 from kubensage_lab.processes import RelayProcess, Service, free_port, http_get, scrape_sample
 from relay.enrich.kube import NoEnrichment
 from relay.export.encode import Encoding, encode_node
+from relay.export.exporter import report_context
 from relay.series.profiles import parse_profiles
-from relay.series.rows import NodeContext
-from relay.state.store import NodeView
 from tests.support.load import node_report, percentile, run_load, send_for_ack
 from tests.support.tsdb import VictoriaMetrics
 
@@ -121,9 +120,8 @@ def encoding_alone(results: Results, reports: int = 200) -> None:
     ]
     samples, started = 0, time.thread_time()
     for data in wire:
-        report = tm.Metrics.FromString(data)
-        view = NodeView(report.node.name, report.agent_id, report, time.time(), connected=True)
-        samples += len(encode_node(profiles, NodeContext(view, NoEnrichment()), encoding).series)
+        context = report_context(tm.Metrics.FromString(data), NoEnrichment())
+        samples += len(encode_node(profiles, context, encoding).series)
     used = time.thread_time() - started
     results.add(
         "remote write",

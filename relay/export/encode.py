@@ -122,8 +122,8 @@ class Encoding:
         self.external = dict(external_labels)
         self.name_pieces: dict[str, bytes] = {}
         self._limit = limit
-        self.row_layouts: dict[Subject[Any], _RowLayout] = {}
-        self.family_layouts: dict[Family[Any], tuple[_Slot, ...]] = {}
+        self._row_layouts: dict[Subject[Any], _RowLayout] = {}
+        self._family_layouts: dict[Family[Any], tuple[_Slot, ...]] = {}
 
     def name_piece(self, name: str) -> bytes:
         piece = self.name_pieces.get(name)
@@ -134,10 +134,10 @@ class Encoding:
         return piece
 
     def row_layout(self, subject: Subject[Any]) -> _RowLayout:
-        layout = self.row_layouts.get(subject)
+        layout = self._row_layouts.get(subject)
         if layout is None:
             names = sorted({*subject.labels, *self.external})
-            layout = self.row_layouts[subject] = _RowLayout(
+            layout = self._row_layouts[subject] = _RowLayout(
                 tuple((name, self.external.get(name, "")) for name in names),
                 bisect.bisect_left(names, NAME_LABEL),
             )
@@ -145,12 +145,12 @@ class Encoding:
 
     def family_layout(self, family: Family[Any]) -> tuple[_Slot, ...]:
         """The label slots of a family with labels of its own (declared, not dynamic)."""
-        slots = self.family_layouts.get(family)
+        slots = self._family_layouts.get(family)
         if slots is None:
             row = self.row_layout(family.subject)
             index = {name: position for position, (name, _) in enumerate(row.names)}
             names = sorted({*index, *family.labels, NAME_LABEL})
-            slots = self.family_layouts[family] = tuple(
+            slots = self._family_layouts[family] = tuple(
                 NAME_SLOT
                 if name == NAME_LABEL
                 else (name, self.external.get(name, ""))
@@ -168,9 +168,7 @@ class RemoteWriteSink:
         self.series: list[bytes] = []
         self.rows: set[int] = set()  # a hash of each row's subject and labels
         self._encoding = encoding
-        self._names = encoding.name_pieces
-        self._rows = encoding.row_layouts
-        self._families = encoding.family_layouts
+        self._names = encoding.name_pieces  # read directly on the per-sample path
         time_suffix = _SAMPLE_TIME_TAG + varint(timestamp_ms)
         # every Sample of the report is: its tag and length, the value's tag, 8 bytes of
         # the value, then the shared time
@@ -187,7 +185,7 @@ class RemoteWriteSink:
         self._row_key = 0
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
-        layout = self._rows.get(subject) or self._encoding.row_layout(subject)
+        layout = self._encoding.row_layout(subject)
         cached, piece = self._pieces.get, self._piece
         pieces = []
         for name, default in layout.names:
@@ -209,9 +207,6 @@ class RemoteWriteSink:
         if piece is None:
             piece = self._pieces[key] = label_piece(name, value)
         return piece
-
-    def _name_piece(self, name: str) -> bytes:
-        return self._names.get(name) or self._encoding.name_piece(name)
 
     def sample(
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
@@ -246,13 +241,13 @@ class RemoteWriteSink:
                 if value
             }
             merged.update({label: piece(label, value) for label, value in labels.items()})
-            merged[NAME_LABEL] = self._name_piece(name)
+            merged[NAME_LABEL] = self._encoding.name_piece(name)
             return b"".join([merged[label] for label in sorted(merged)])
         row = self._row_pieces
         parts = []
-        for slot in self._families.get(family) or self._encoding.family_layout(family):
+        for slot in self._encoding.family_layout(family):
             if isinstance(slot, int):
-                parts.append(self._name_piece(name) if slot == NAME_SLOT else row[slot])
+                parts.append(self._encoding.name_piece(name) if slot == NAME_SLOT else row[slot])
             else:
                 label, default = slot
                 parts.append(piece(label, labels[label] or default))

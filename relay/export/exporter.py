@@ -233,8 +233,7 @@ class Exporter:
         return markers + encoded.series
 
     def _context(self, report: tm.Metrics) -> NodeContext:
-        view = NodeView(report.node.name, report.agent_id, report, time.time(), connected=True)
-        return NodeContext(view, self.enrichment)
+        return report_context(report, self.enrichment)
 
     def _forget_silent_nodes(self) -> None:
         """Row memory of nodes that stopped reporting here (they moved, or are gone)."""
@@ -277,6 +276,12 @@ class Exporter:
         for queue in self._queues:
             queue.close()
         self.order.save()
+
+
+def report_context(report: tm.Metrics, enrichment: Enrichment) -> NodeContext:
+    """A report being written, as the walk takes it: its node, received now, connected."""
+    view = NodeView(report.node.name, report.agent_id, report, time.time(), connected=True)
+    return NodeContext(view, enrichment)
 
 
 def _getter(queue: Queue, attribute: str) -> Callable[[], float]:

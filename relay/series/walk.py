@@ -55,14 +55,14 @@ def walk(profiles: Sequence[Profile], context: NodeContext, sink: Sink) -> None:
     for profile in profiles:
         for subject, steps in _plan(profile):
             for row in subject.rows(context):
-                labelled = False
+                row_given = False
                 for family, value_of, plain_name in steps:
                     value = value_of(row)
                     if value is None:
                         continue
-                    if not labelled:
+                    if not row_given:
                         add_row(subject, subject.label_values(row))
-                        labelled = True
+                        row_given = True
                     if plain_name is not None:
                         add_sample(family, plain_name, None, value)
                         continue
