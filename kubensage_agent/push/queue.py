@@ -26,6 +26,7 @@ class ReportQueue:
         self._order: deque[int] = deque()
         self._memory: dict[int, tm.Metrics] = {}
         self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the waiters' loop, once one waits
         if spool is not None:
             loaded = spool.load()
             for report in loaded[:-capacity]:
@@ -46,7 +47,7 @@ class ReportQueue:
                 if sequence in self._order:
                     self._order.remove(sequence)
                     self.dropped_total += 1
-        self._changed.set()
+        self.wake()
 
     def _store(self, report: tm.Metrics) -> None:
         if self.spool is not None:
@@ -94,10 +95,18 @@ class ReportQueue:
         return self._order[-1] if self._order else 0
 
     def wake(self) -> None:
-        """Release whoever waits in wait_changed, e.g. a writer that must notice a stop."""
-        self._changed.set()
+        """Release whoever waits in wait_changed, e.g. a writer that must notice a stop.
+
+        Safe from any thread: reports are put by the collection thread, and an
+        asyncio.Event set outside its loop's thread may leave the loop asleep."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._changed.set()  # nobody waits on a running loop
+        else:
+            loop.call_soon_threadsafe(self._changed.set)
 
     async def wait_changed(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self._changed.wait()
         self._changed.clear()
 

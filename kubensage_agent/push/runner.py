@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,16 @@ def next_tick(previous: float, interval: float, now: float) -> float:
         return previous + interval
     missed = int((now - previous) // interval)
     return previous + (missed + 1) * interval
+
+
+async def _first_set(events: Iterable[asyncio.Event], timeout: float) -> None:
+    """Return once any of `events` is set, or after `timeout` seconds."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class AgentRunner:
@@ -175,24 +186,37 @@ class AgentRunner:
         self.queue.put(report)
         release_free_memory()
 
-    async def collect_loop(self) -> None:
+    async def collect_loop(self, stop: asyncio.Event) -> None:
+        """One cycle per tick until `stop`; a cycle under way then still queues its report."""
         loop = asyncio.get_running_loop()
         tick = loop.time()
-        while True:
+        while not stop.is_set():
             await asyncio.to_thread(self._cycle)
             self.last_turn = time.monotonic()
             tick = next_tick(tick, self.interval, loop.time())
             self._interval_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._interval_changed.wait(), tick - loop.time())
+            await _first_set((self._interval_changed, stop), tick - loop.time())
             if self._interval_changed.is_set():
                 tick = loop.time()
+
+    async def _stop_collecting(self, collecting: asyncio.Task[None]) -> None:
+        """Let the cycle under way finish (bounded), so the report it builds is flushed too."""
+        done, _ = await asyncio.wait({collecting}, timeout=self.config.flush_timeout_seconds)
+        if not done:
+            logger.warning("a collection cycle still under way was abandoned at stop")
+        collecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collecting
 
     async def run(self) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        return await self.serve(stop)
+
+    async def serve(self, stop: asyncio.Event) -> int:
+        """Collect and push until `stop` is set, then flush and end the stream cleanly."""
         probes = None
         if self.config.health_address:
             # the HTTP server, JSON and TLS modules load only when probes are on
@@ -212,15 +236,14 @@ class AgentRunner:
             self.builder.checks.start()
         logger.info("pushing to %s every %ss", self.config.relay_address, self.interval)
         sender_task = asyncio.create_task(self.sender.run())
-        collect_task = asyncio.create_task(self.collect_loop())
+        collect_task = asyncio.create_task(self.collect_loop(stop))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, collect_task}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         if collect_task.done() and not collect_task.cancelled():
             collect_task.result()  # a bug in collection must not look like a clean stop
+        await self._stop_collecting(collect_task)
         logger.info("stopping: flushing %s queued reports", len(self.queue))
-        collect_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collect_task
         if self.builder.checks is not None:  # no report will carry their results any more
             await asyncio.to_thread(self.builder.checks.stop)
         flushed = await self.sender.flush_and_close(self.config.flush_timeout_seconds)

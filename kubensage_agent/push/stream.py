@@ -191,12 +191,11 @@ class StreamSender:
             await call.close()
 
     async def _write(self, call: BidiCall, reader: asyncio.Task[None]) -> bool:
+        """Send reports as they come; True when the stream ended to pick up a rotated token."""
         sent_upto = self.highest_acked
         while not self._stopping:
             if self._token_rotated():
-                await call.done_writing()  # the relay then ends the stream cleanly
-                with contextlib.suppress(TimeoutError, RpcError):
-                    await asyncio.wait_for(asyncio.shield(reader), CLOSE_TIMEOUT_SECONDS)
+                await _close_cleanly(call, reader)
                 return True
             report = self.queue.after(sent_upto)
             if report is None:
@@ -209,6 +208,7 @@ class StreamSender:
                 continue
             await call.write(tm.AgentMessage(report=report).SerializeToString())
             sent_upto = report.sequence
+        await _close_cleanly(call, reader)
         return False
 
     async def _read(self, call: BidiCall) -> None:
@@ -236,11 +236,17 @@ class StreamSender:
             await asyncio.sleep(0.05)
         flushed = len(self.queue) == 0
         self._stopping = True
+        self.queue.wake()  # the writer notices the stop and closes the stream cleanly
         call = self._call
         if call is not None:
-            # half-close, then let the relay end the stream so it sees a clean close
             with contextlib.suppress(TimeoutError):
-                await call.done_writing()
                 await asyncio.wait_for(call.finished(), CLOSE_TIMEOUT_SECONDS)
-        self.queue.wake()
         return flushed
+
+
+async def _close_cleanly(call: BidiCall, reader: asyncio.Task[None]) -> None:
+    """Half-close, then wait (bounded) for the relay to end the stream, so it counts the
+    close as clean; dropping the connection first would look like a lost agent."""
+    await call.done_writing()
+    with contextlib.suppress(TimeoutError, RpcError):
+        await asyncio.wait_for(asyncio.shield(reader), CLOSE_TIMEOUT_SECONDS)

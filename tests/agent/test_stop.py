@@ -1,0 +1,105 @@
+"""Stopping the agent: whatever was collected is delivered and the relay sees a clean close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+
+from kubensage_agent.push.queue import ReportQueue
+from kubensage_agent.push.runner import AgentRunner, RunConfig
+from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.report import ReportBuilder
+from kubensage_api.telemetry import telemetry_pb2 as tm
+from tests.agent.test_push import wait_for
+from tests.support.inprocess_relay import InProcessRelay
+from tests.support.reports import report
+
+GATE_SECONDS = 30.0
+WAKE_SECONDS = 10.0
+
+
+def test_a_cycle_under_way_at_stop_is_delivered_and_the_stream_closes_clean(
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop signal lands while the first report is being built (as a SIGTERM right after
+    start does): the agent waits for that cycle, delivers its report, then half-closes."""
+    building, release = threading.Event(), threading.Event()
+    build = host_builder.build
+
+    def gated_build(sequence: int) -> tm.Metrics:
+        building.set()
+        release.wait(GATE_SECONDS)
+        return build(sequence)
+
+    monkeypatch.setattr(host_builder, "build", gated_build)
+
+    async def scenario() -> tuple[InProcessRelay, AgentRunner, int]:
+        async with InProcessRelay() as relay:
+            runner = AgentRunner(host_builder, RunConfig(relay_address=relay.address))
+            stop = asyncio.Event()
+            serving = asyncio.create_task(runner.serve(stop))
+            await wait_for(lambda: building.is_set() and runner.sender.connected_since is not None)
+            stop.set()
+            await asyncio.sleep(0.1)  # the stop is under way before the cycle ends
+            release.set()
+            code = await asyncio.wait_for(serving, GATE_SECONDS)
+            await wait_for(lambda: relay.value("kubensage_relay_connected_agents") == 0)
+            return relay, runner, code
+
+    relay, runner, code = asyncio.run(scenario())
+    assert code == 0
+    assert relay.store.highest_sequence("a") == 1
+    assert len(runner.queue) == 0
+    assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
+    assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
+
+
+def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
+    """A cycle abandoned at stop may still queue its report; the writer must go on closing
+    cleanly rather than drop the connection under the relay."""
+
+    async def scenario() -> InProcessRelay:
+        async with InProcessRelay() as relay:
+            queue = ReportQueue(capacity=10)
+            queue.put(report(sequence=1))
+            hello = tm.Hello(agent_id="agent-1", node_name="node-a")
+            sender = StreamSender(relay.address, lambda: hello, queue, lambda s: None, 1 << 20)
+            sending = asyncio.create_task(sender.run())
+            await wait_for(lambda: len(queue) == 0)
+            closing = asyncio.create_task(sender.flush_and_close(1.0))
+            await asyncio.sleep(0)  # the stop is under way
+            queue.put(report(sequence=2))
+            await closing
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            await wait_for(lambda: relay.value("kubensage_relay_connected_agents") == 0)
+            return relay
+
+    relay = asyncio.run(scenario())
+    assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
+    assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
+
+
+def test_a_report_put_from_the_collection_thread_wakes_the_writer() -> None:
+    """Reports are queued by the collection thread. An asyncio.Event set from that thread
+    is a race: in asyncio's debug mode it raises and leaves the waiter asleep for good, so
+    the loop runs in a thread of its own that the test can give up on."""
+    queued: list[int] = []
+
+    async def scenario() -> None:
+        queue = ReportQueue(capacity=10)
+        waiting = asyncio.create_task(queue.wait_changed())
+        await asyncio.sleep(0)
+        await asyncio.to_thread(queue.put, report(sequence=1))
+        await waiting
+        queued.append(len(queue))
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(scenario(),), kwargs={"debug": True})
+    loop_thread.daemon = True
+    loop_thread.start()
+    loop_thread.join(WAKE_SECONDS)
+    assert queued == [1], "the waiting writer was not woken"
