@@ -170,7 +170,12 @@ class AgentRunner:
         if spool is not None:
             sender_health.spool_corrupt_records_total = spool.corrupt_total
             sender_health.spooled_bytes = spool.bytes_held
-        report = self.builder.build(self.sequences.next())
+        try:
+            self._queue_report(self.builder.build(self.sequences.next()))
+        finally:
+            release_free_memory()  # what the cycle allocated and dropped, whatever its outcome
+
+    def _queue_report(self, report: tm.Metrics) -> None:
         if self.status is not None:
             self.status.remember(report)
         size = report.ByteSize()
@@ -184,7 +189,6 @@ class AgentRunner:
             return
         self.builder.errors.once.clear("push:oversize")
         self.queue.put(report)
-        release_free_memory()
 
     async def collect_loop(self, stop: asyncio.Event) -> None:
         """One cycle per tick until `stop`; a cycle under way then still queues its report."""

@@ -61,3 +61,17 @@ def test_every_cycle_ends_by_releasing_free_memory(
     runner._cycle()
     runner._cycle()
     assert queued_when_released == [1, 2]
+
+
+def test_a_cycle_dropped_as_oversize_still_releases_free_memory(
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = AgentRunner(host_builder, RunConfig(relay_address="127.0.0.1:9", max_message_bytes=64))
+    released: list[int] = []
+    monkeypatch.setattr(
+        "kubensage_agent.push.runner.release_free_memory",
+        lambda: released.append(runner.oversize_dropped) or True,
+    )
+    runner._cycle()
+    assert len(runner.queue) == 0
+    assert released == [1]
