@@ -161,7 +161,10 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     "--flush-timeout",
     type=click.FloatRange(min=0),
     default=5.0,
-    help="Seconds to wait on SIGTERM for queued reports to be acknowledged.",
+    help=(
+        "Seconds to wait on SIGTERM for the cycle under way, "
+        "then for queued reports to be acknowledged."
+    ),
 )
 @option(
     "--max-message-bytes",
