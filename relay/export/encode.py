@@ -13,19 +13,20 @@ Labels follow what a scraping Prometheus stores: sorted by name, empty values le
 out, external labels added only where the series has no label of that name (an empty
 value is no label, so the external one fills it).
 
-A row (a container, a pod's interface...) that was in a node's previous report and is
-not in this one has ended: its series get the staleness marker at this report's time,
-as a scraping Prometheus writes it when a series leaves a target and as the protocol
-asks of senders. Rows are told apart by a hash of their subject and labels, so a relay
-keeps a few dozen bytes per row of each node, and the previous report (which the
-store holds anyway) is walked again only when a row ended.
+A series that was in a node's previous report and is not in this one has ended: it
+gets the staleness marker at this report's time, as a scraping Prometheus writes it
+when a series leaves a target and as the protocol asks of senders. That covers a row
+(a container, a pod's interface...) that ended and a figure a row that stays no longer
+reports. Rows are told apart by a hash of their subject and labels and each row's
+series by one digest, so a relay keeps a few dozen bytes per row of each node, and the
+previous report (which the store holds anyway) is walked again only when a row changed.
 """
 
 from __future__ import annotations
 
 import bisect
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +167,11 @@ class RemoteWriteSink:
 
     def __init__(self, timestamp_ms: int, encoding: Encoding) -> None:
         self.series: list[bytes] = []
-        self.rows: set[int] = set()  # a hash of each row's subject and labels
+        # each row (by a hash of its subject and labels) and what tells its series apart:
+        # the family name, or the labels' bytes of a family with labels of its own
+        self.rows: dict[int, list[object]] = {}
+        no_row: list[object] = []
+        self._remember: Callable[[object], None] = no_row.append  # to the current row's entry
         self._encoding = encoding
         self._names = encoding.name_pieces  # read directly on the per-sample path
         time_suffix = _SAMPLE_TIME_TAG + varint(timestamp_ms)
@@ -196,7 +201,11 @@ class RemoteWriteSink:
         self._after_name = after = b"".join(pieces[layout.split :])
         self._row_size = len(before) + len(after) + self._sample_size
         self._row_key = hash((subject.name, before, after))
-        self.rows.add(self._row_key)
+        self._remember = self.rows.setdefault(self._row_key, []).append
+
+    def digests(self) -> dict[int, int]:
+        """Each row's key and a digest of its series: equal digests, same series."""
+        return {row: hash(tuple(series)) for row, series in self.rows.items()}
 
     def _piece(self, name: str, value: str) -> bytes:
         """The label's piece, b"" for an empty value (Prometheus keeps no empty label)."""
@@ -212,6 +221,7 @@ class RemoteWriteSink:
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
     ) -> None:
         if labels is None:
+            self._remember(name)
             name_piece = self._names.get(name) or self._encoding.name_piece(name)
             self.series.append(
                 b"".join(
@@ -225,9 +235,9 @@ class RemoteWriteSink:
                 )
             )
             return
-        body = self._labels_with(family, name, labels) + self._sample(
-            self._sample_head, value, self._time_suffix
-        )
+        label_bytes = self._labels_with(family, name, labels)
+        self._remember(label_bytes)
+        body = label_bytes + self._sample(self._sample_head, value, self._time_suffix)
         self.series.append(_series_head(len(body)) + body)
 
     def _labels_with(self, family: Family[Any], name: str, labels: Mapping[str, str]) -> bytes:
@@ -254,46 +264,69 @@ class RemoteWriteSink:
         return b"".join(parts)
 
 
-class StaleSink(RemoteWriteSink):
-    """Writes the staleness marker for every sample of the rows that ended, nothing else."""
+# the rows of a previous report that changed, each with its series still written (the
+# `RemoteWriteSink.rows` entries of the current report; empty when the whole row ended)
+Changed = Mapping[int, Set[object]]
 
-    def __init__(self, ended: set[int], timestamp_ms: int, encoding: Encoding) -> None:
+
+class StaleSink(RemoteWriteSink):
+    """Writes the staleness marker for every series of the changed rows that is no
+    longer written, nothing else."""
+
+    def __init__(self, changed: Changed, timestamp_ms: int, encoding: Encoding) -> None:
         super().__init__(timestamp_ms, encoding)
-        self._ended = ended
-        self._ending = False
+        self._changed = changed
+        self._kept: Set[object] | None = None  # None: the row did not change
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
         super().row(subject, labels)
-        self._ending = self._row_key in self._ended
+        self._kept = self._changed.get(self._row_key)
 
     def sample(
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
     ) -> None:
-        if self._ending:
-            super().sample(family, name, labels, STALE_NAN)
+        kept = self._kept
+        if kept is None:
+            return
+        if kept and (name if labels is None else self._labels_with(family, name, labels)) in kept:
+            return
+        super().sample(family, name, labels, STALE_NAN)
 
 
 def encode_node(
     profiles: Sequence[Profile], context: NodeContext, encoding: Encoding
 ) -> RemoteWriteSink:
     """Every sample of one node's report, each an encoded `TimeSeries` with one sample
-    (`.series`), and the report's rows (`.rows`)."""
+    (`.series`), and the report's rows with their series (`.rows`, `.digests()`)."""
     timestamp_ms = context.report.collected_at_unix_nanos // 1_000_000
     sink = RemoteWriteSink(timestamp_ms, encoding)
     walk(profiles, context, sink)
     return sink
 
 
+def changed_rows(
+    previous: Mapping[int, int], current: RemoteWriteSink, digests: Mapping[int, int]
+) -> dict[int, frozenset[object]]:
+    """The previous report's rows (their digests) whose series differ in `current` (whose
+    `digests()` are given), each with its series `current` still writes."""
+    return {
+        row: frozenset(current.rows.get(row, ()))
+        for row, digest in previous.items()
+        if digests.get(row) != digest
+    }
+
+
 def stale_markers(
     profiles: Sequence[Profile],
     previous: NodeContext,
     *,
-    ended: set[int],
+    changed: Changed,
     timestamp_ms: int,
     encoding: Encoding,
 ) -> list[bytes]:
-    """Staleness markers at `timestamp_ms` for the series of `previous`'s rows that ended."""
-    sink = StaleSink(ended, timestamp_ms, encoding)
+    """Staleness markers at `timestamp_ms` for the series of `previous`'s changed rows
+    that are no longer written."""
+    sink = StaleSink(changed, timestamp_ms, encoding)
     walk(profiles, previous, sink)
     return sink.series
 

@@ -24,7 +24,7 @@ from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.logsetup import OnceLogger
 from relay.enrich.kube import Enrichment
 from relay.export.diskqueue import DiskQueue
-from relay.export.encode import Encoding, batches, encode_node, stale_markers
+from relay.export.encode import Encoding, batches, changed_rows, encode_node, stale_markers
 from relay.export.metrics import RemoteWriteMetrics
 from relay.export.order import Verdict, WriteOrder
 from relay.export.queue import Block, MemoryQueue, Queue
@@ -47,7 +47,7 @@ FORGET_ROWS_AFTER_SECONDS = 3600.0
 @dataclass(frozen=True, slots=True)
 class _Written:
     report: tm.Metrics  # usually the very report the store holds, so no extra memory
-    rows: set[int]
+    rows: dict[int, int]  # each row's key and the digest of its series
 
 
 @dataclass(frozen=True)
@@ -214,19 +214,22 @@ class Exporter:
         self.metrics.reports.labels(Verdict.WRITE.value).inc()
 
     def _series(self, node: str, report: tm.Metrics, collected_ms: int) -> list[bytes]:
-        """The report's series, and staleness markers for the rows its predecessor had."""
+        """The report's series, and staleness markers for the series its predecessor had."""
         encoded = encode_node(self.profiles, self._context(report), self._encoding)
+        digests = encoded.digests()
         with self._last_lock:
             previous = self._last.get(node)
-            self._last[node] = _Written(report, encoded.rows)
-        if previous is None or not previous.rows - encoded.rows:
+            self._last[node] = _Written(report, digests)
+        if previous is None:
             return encoded.series
-        ended = previous.rows - encoded.rows
+        changed = changed_rows(previous.rows, encoded, digests)
+        if not changed:
+            return encoded.series
         context = self._context(previous.report)
         markers = stale_markers(
             self.profiles,
             context,
-            ended=ended,
+            changed=changed,
             timestamp_ms=collected_ms,
             encoding=self._encoding,
         )

@@ -346,3 +346,41 @@ def test_series_of_a_pod_that_ended_get_the_staleness_marker(
     assert {s.samples[0].timestamp for s in second.timeseries} == {T0_MS + 1000}
     assert not any(struct.pack("<d", s.samples[0].value) == STALE for s in third.timeseries)
     assert len(third.timeseries) == len(second.timeseries) - len(ended)
+
+
+def test_series_a_row_that_stays_stops_writing_get_the_staleness_marker(
+    receiver: ScriptedReceiver, exporter: Harness
+) -> None:
+    """The container stays, one of its figures stops being reported and its state label
+    changes; the pod's interface stays but reports nothing (a row with no sample left)."""
+    export = exporter.exporter
+    export.submit(with_pods(T0_MS, "web-1"))
+    fewer = with_pods(T0_MS + 1000, "web-1")
+    app = fewer.pods[0].containers[0]
+    app.memory.ClearField("major_page_faults")
+    app.state = tm.CONTAINER_STATE_EXITED
+    for field in ("receive_bytes", "transmit_bytes"):
+        fewer.pods[0].network[0].ClearField(field)
+    export.submit(fewer)
+    again = tm.Metrics()
+    again.CopyFrom(fewer)
+    again.collected_at_unix_nanos = (T0_MS + 2000) * 1_000_000
+    export.submit(again)
+    eventually(lambda: len(receiver.received) == 3, timeout=20)
+    first, second, third = (r.request for r in receiver.received)
+    assert first is not None and second is not None and third is not None
+
+    def series(request: object, *, stale: bool) -> set[tuple[tuple[str, str], ...]]:
+        return {
+            tuple((label.name, label.value) for label in s.labels)
+            for s in request.timeseries  # type: ignore[attr-defined]
+            if (struct.pack("<d", s.samples[0].value) == STALE) is stale
+        }
+
+    ended = series(first, stale=False) - series(second, stale=False)
+    names = {dict(labels)["__name__"] for labels in ended}
+    assert any("major" in name for name in names), names
+    assert any("network" in name for name in names), names
+    assert any(("state", "running") in labels for labels in ended), ended
+    assert series(second, stale=True) == ended  # those series, and nothing else
+    assert not series(third, stale=True)
