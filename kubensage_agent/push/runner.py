@@ -209,8 +209,12 @@ class AgentRunner:
         if not done:
             logger.warning("a collection cycle still under way was abandoned at stop")
         collecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await collecting
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # what is queued is still flushed
+            logger.exception("the last collection cycle failed at stop")
 
     async def run(self) -> int:
         stop = asyncio.Event()

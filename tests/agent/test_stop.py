@@ -21,24 +21,26 @@ GATE_SECONDS = 30.0
 WAKE_SECONDS = 10.0
 
 
-def test_a_cycle_under_way_at_stop_is_delivered_and_the_stream_closes_clean(
-    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The stop signal lands while the first report is being built (as a SIGTERM right after
-    start does): the agent waits for that cycle, delivers its report, then half-closes."""
+def stop_during_the_first_cycle(
+    builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch, *, cycle_fails: bool
+) -> tuple[InProcessRelay, AgentRunner, int]:
+    """Set the stop while the first report is being built (as a SIGTERM right after start
+    does), let the cycle end a moment later, and return once the agent stopped."""
     building, release = threading.Event(), threading.Event()
-    build = host_builder.build
+    build = builder.build
 
     def gated_build(sequence: int) -> tm.Metrics:
         building.set()
         release.wait(GATE_SECONDS)
+        if cycle_fails:
+            raise RuntimeError("collection broke")
         return build(sequence)
 
-    monkeypatch.setattr(host_builder, "build", gated_build)
+    monkeypatch.setattr(builder, "build", gated_build)
 
     async def scenario() -> tuple[InProcessRelay, AgentRunner, int]:
         async with InProcessRelay() as relay:
-            runner = AgentRunner(host_builder, RunConfig(relay_address=relay.address))
+            runner = AgentRunner(builder, RunConfig(relay_address=relay.address))
             stop = asyncio.Event()
             serving = asyncio.create_task(runner.serve(stop))
             await wait_for(lambda: building.is_set() and runner.sender.connected_since is not None)
@@ -49,12 +51,28 @@ def test_a_cycle_under_way_at_stop_is_delivered_and_the_stream_closes_clean(
             await wait_for(lambda: relay.value("kubensage_relay_connected_agents") == 0)
             return relay, runner, code
 
-    relay, runner, code = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_cycle_under_way_at_stop_is_delivered_and_the_stream_closes_clean(
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay, runner, code = stop_during_the_first_cycle(host_builder, monkeypatch, cycle_fails=False)
     assert code == 0
     assert relay.store.highest_sequence("a") == 1
     assert len(runner.queue) == 0
     assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
     assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
+
+
+def test_a_cycle_that_fails_at_stop_is_logged_and_the_stop_goes_on(
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay, _, code = stop_during_the_first_cycle(host_builder, monkeypatch, cycle_fails=True)
+    assert code == 0
+    assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
+    assert "the last collection cycle failed at stop" in caplog.text
+    assert "collection broke" in caplog.text
 
 
 def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
