@@ -248,7 +248,7 @@ class AgentRunner:
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, collect_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
-        if collect_task.done() and not collect_task.cancelled():
+        if not stop.is_set() and collect_task.done() and not collect_task.cancelled():
             collect_task.result()  # a bug in collection must not look like a clean stop
         await self._stop_collecting(collect_task)
         logger.info("stopping: flushing %s queued reports", len(self.queue))

@@ -93,7 +93,7 @@ class StreamSender:
         self._token = ""
 
     async def run(self) -> None:
-        """Keep a stream up until `stop()`; never raises for relay trouble."""
+        """Keep a stream up until `flush_and_close`; never raises for relay trouble."""
         first = True
         while not self._stopping:
             if not first:
@@ -229,7 +229,8 @@ class StreamSender:
                 self.on_settings(message.settings)
 
     async def flush_and_close(self, grace_seconds: float) -> bool:
-        """Wait (bounded) until everything queued is acknowledged, then end the stream cleanly."""
+        """Wait (bounded) until everything queued is acknowledged, then have the writer end
+        the stream cleanly (it runs in `run`, which must still be running)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         while len(self.queue) and loop.time() < deadline:
