@@ -18,7 +18,7 @@ gets the staleness marker at this report's time, as a scraping Prometheus writes
 when a series leaves a target and as the protocol asks of senders. That covers a row
 (a container, a pod's interface...) that ended and a figure a row that stays no longer
 reports. Rows are told apart by a hash of their subject and labels and each row's
-series by one digest, so a relay keeps a few dozen bytes per row of each node, and the
+series by one digest, so a relay keeps about a hundred bytes per row of each node, and the
 previous report (which the store holds anyway) is walked again only when a row changed.
 """
 
@@ -266,14 +266,14 @@ class RemoteWriteSink:
 
 # the rows of a previous report that changed, each with its series still written (the
 # `RemoteWriteSink.rows` entries of the current report; empty when the whole row ended)
-Changed = Mapping[int, Set[object]]
+ChangedRows = Mapping[int, Set[object]]
 
 
 class StaleSink(RemoteWriteSink):
     """Writes the staleness marker for every series of the changed rows that is no
     longer written, nothing else."""
 
-    def __init__(self, changed: Changed, timestamp_ms: int, encoding: Encoding) -> None:
+    def __init__(self, changed: ChangedRows, timestamp_ms: int, encoding: Encoding) -> None:
         super().__init__(timestamp_ms, encoding)
         self._changed = changed
         self._kept: Set[object] | None = None  # None: the row did not change
@@ -320,7 +320,7 @@ def stale_markers(
     profiles: Sequence[Profile],
     previous: NodeContext,
     *,
-    changed: Changed,
+    changed: ChangedRows,
     timestamp_ms: int,
     encoding: Encoding,
 ) -> list[bytes]:

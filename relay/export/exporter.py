@@ -47,7 +47,7 @@ FORGET_ROWS_AFTER_SECONDS = 3600.0
 @dataclass(frozen=True, slots=True)
 class _Written:
     report: tm.Metrics  # usually the very report the store holds, so no extra memory
-    rows: dict[int, int]  # each row's key and the digest of its series
+    digests: dict[int, int]  # each row's key and the digest of its series
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class Exporter:
             self._last[node] = _Written(report, digests)
         if previous is None:
             return encoded.series
-        changed = changed_rows(previous.rows, encoded, digests)
+        changed = changed_rows(previous.digests, encoded, digests)
         if not changed:
             return encoded.series
         context = self._context(previous.report)
