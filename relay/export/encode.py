@@ -235,7 +235,10 @@ class RemoteWriteSink:
                 )
             )
             return
-        label_bytes = self._labels_with(family, name, labels)
+        self._write_labelled(self._labels_with(family, name, labels), value)
+
+    def _write_labelled(self, label_bytes: bytes, value: float) -> None:
+        """One series of a family with labels of its own, its labels already encoded."""
         self._remember(label_bytes)
         body = label_bytes + self._sample(self._sample_head, value, self._time_suffix)
         self.series.append(_series_head(len(body)) + body)
@@ -288,9 +291,13 @@ class StaleSink(RemoteWriteSink):
         kept = self._kept
         if kept is None:
             return
-        if kept and (name if labels is None else self._labels_with(family, name, labels)) in kept:
+        if labels is None:
+            if name not in kept:
+                super().sample(family, name, None, STALE_NAN)
             return
-        super().sample(family, name, labels, STALE_NAN)
+        label_bytes = self._labels_with(family, name, labels)  # encoded once, checked, written
+        if label_bytes not in kept:
+            self._write_labelled(label_bytes, STALE_NAN)
 
 
 def encode_node(
