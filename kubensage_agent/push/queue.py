@@ -2,11 +2,17 @@
 
 With a spool the reports live on disk (and survive restarts) and only their sequence
 numbers are held in memory; without one they are held in memory.
+
+Reports are put by the collection thread while the stream's loop sends and
+acknowledges them, so every change holds one lock. The spool's own write (and its
+fsync) happens under it too, in the collection thread, never on the loop: the loop
+only waits for the lock when an acknowledgement lands during that write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 
 from kubensage_agent.state.spool import Spool
@@ -25,8 +31,11 @@ class ReportQueue:
         self.spool_write_errors = 0
         self._order: deque[int] = deque()
         self._memory: dict[int, tm.Metrics] = {}
+        self._lock = threading.Lock()
         self._changed = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None  # the waiters' loop, once one waits
+        # the loop that reads the queue, recorded by its first `after()`: a report put
+        # before that is found by that very call, so no wake-up can be lost
+        self._loop: asyncio.AbstractEventLoop | None = None
         if spool is not None:
             loaded = spool.load()
             for report in loaded[:-capacity]:
@@ -37,16 +46,17 @@ class ReportQueue:
                 self._order.append(report.sequence)
 
     def put(self, report: tm.Metrics) -> None:
-        while len(self._order) >= self.capacity:
-            self._discard(self._order.popleft())
-            self.dropped_total += 1
-        self._store(report)
-        self._order.append(report.sequence)
-        if self.spool is not None:
-            for sequence in self.spool.enforce_caps():
-                if sequence in self._order:
-                    self._order.remove(sequence)
-                    self.dropped_total += 1
+        with self._lock:
+            while len(self._order) >= self.capacity:
+                self._discard(self._order.popleft())
+                self.dropped_total += 1
+            self._store(report)
+            self._order.append(report.sequence)
+            if self.spool is not None:
+                for sequence in self.spool.enforce_caps():
+                    if sequence in self._order:
+                        self._order.remove(sequence)
+                        self.dropped_total += 1
         self.wake()
 
     def _store(self, report: tm.Metrics) -> None:
@@ -72,27 +82,32 @@ class ReportQueue:
     def ack(self, sequence: int) -> int:
         """Forget every report up to `sequence`; return how many were released."""
         released = 0
-        while self._order and self._order[0] <= sequence:
-            self._discard(self._order.popleft())
-            released += 1
+        with self._lock:
+            while self._order and self._order[0] <= sequence:
+                self._discard(self._order.popleft())
+                released += 1
         if released:
             self._changed.set()
         return released
 
     def after(self, sequence: int) -> tm.Metrics | None:
         """The oldest report newer than `sequence`, i.e. the next one to send."""
-        for held in list(self._order):
-            if held <= sequence:
-                continue
-            report = self._load(held)
-            if report is not None:
-                return report
-            self._order.remove(held)  # unreadable record: already counted by the spool
+        if self._loop is None:
+            self._loop = _running_loop()
+        with self._lock:
+            for held in list(self._order):
+                if held <= sequence:
+                    continue
+                report = self._load(held)
+                if report is not None:
+                    return report
+                self._order.remove(held)  # unreadable record: already counted by the spool
         return None
 
     @property
     def highest_sequence(self) -> int:
-        return self._order[-1] if self._order else 0
+        with self._lock:
+            return self._order[-1] if self._order else 0
 
     def wake(self) -> None:
         """Release whoever waits in wait_changed, e.g. a writer that must notice a stop.
@@ -101,7 +116,7 @@ class ReportQueue:
         asyncio.Event set outside its loop's thread may leave the loop asleep."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            self._changed.set()  # nobody waits on a running loop
+            self._changed.set()  # no loop reads the queue yet: its first read finds the report
         else:
             loop.call_soon_threadsafe(self._changed.set)
 
@@ -112,3 +127,10 @@ class ReportQueue:
 
     def __len__(self) -> int:
         return len(self._order)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # read outside a loop (tests, the spool's recovery)
+        return None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.push.runner import next_tick
 from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.state.spool import Spool
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.backoff import Backoff
 from relay.ingest.auth_tokenfile import TokenFile
@@ -21,6 +23,9 @@ from relay.ingest.limits import ReportLimits
 from relay.state.store import NodeStore
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.reports import pod, report
+
+MIB = 1024 * 1024
+PUT_LANDS_SECONDS = 1.0
 
 
 def test_full_queue_drops_oldest_and_counts() -> None:
@@ -33,6 +38,36 @@ def test_full_queue_drops_oldest_and_counts() -> None:
     assert len(queue) == 1 and queue.after(4).sequence == 5  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         ReportQueue(capacity=0)
+
+
+def test_a_report_dropped_by_a_put_while_the_loop_reads_it_is_counted_once(
+    tmp_path: Path,
+) -> None:
+    """The collection thread puts while the stream's loop reads: a put into a full queue
+    that lands while the loop is reading the oldest report from the spool waits for that
+    read, instead of deleting the record under it (which made the read fail)."""
+    queue = ReportQueue(capacity=1, spool=Spool(tmp_path, 16 * MIB, 3600))
+    queue.put(report(sequence=1))
+    spool, read = queue.spool, queue.spool.read  # type: ignore[union-attr]
+    put_done = threading.Event()
+
+    def put_the_next() -> None:
+        queue.put(report(sequence=2))
+        put_done.set()
+
+    putting = threading.Thread(target=put_the_next)
+
+    def read_while_a_put_lands(sequence: int) -> tm.Metrics | None:
+        putting.start()
+        put_done.wait(PUT_LANDS_SECONDS)  # a put that waits for this read never lands here
+        return read(sequence)
+
+    spool.read = read_while_a_put_lands  # type: ignore[method-assign,union-attr]
+    assert queue.after(0).sequence == 1  # type: ignore[union-attr]
+    putting.join(30)
+    spool.read = read  # type: ignore[method-assign,union-attr]
+    assert queue.dropped_total == 1
+    assert [queue.after(0).sequence] == [2]  # type: ignore[union-attr]
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
