@@ -162,8 +162,8 @@ def collect(output_format: str, sample_interval: float, **options: Any) -> None:
     type=click.FloatRange(min=0),
     default=5.0,
     help=(
-        "Seconds to wait on SIGTERM for the cycle under way, "
-        "then for queued reports to be acknowledged."
+        "Seconds the whole stop on SIGTERM may take: the cycle under way, then the "
+        "acknowledgement of queued reports (closing the stream takes up to 2 s more)."
     ),
 )
 @option(

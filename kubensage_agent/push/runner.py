@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_INTERVAL_SECONDS = 0.2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,36 @@ async def _first_set(events: Iterable[asyncio.Event], timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
+    """`function()` in a thread of its own, awaited on the loop.
+
+    Unlike `asyncio.to_thread`, whose pool threads are joined when the loop and then the
+    interpreter shut down, a daemon thread abandoned at stop (a cycle stuck on a hung
+    mount) cannot hold the process past its stop deadline."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if outcome.done():  # the awaiting side gave up
+            return
+        if error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        result, error = None, None
+        try:
+            result = function()
+        except BaseException as exc:  # handed to the awaiting side
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop already closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await outcome
 
 
 class AgentRunner:
@@ -195,7 +227,7 @@ class AgentRunner:
         loop = asyncio.get_running_loop()
         tick = loop.time()
         while not stop.is_set():
-            await asyncio.to_thread(self._cycle)
+            await in_daemon_thread(self._cycle, "collect")
             self.last_turn = time.monotonic()
             tick = next_tick(tick, self.interval, loop.time())
             self._interval_changed.clear()
@@ -203,9 +235,9 @@ class AgentRunner:
             if self._interval_changed.is_set():
                 tick = loop.time()
 
-    async def _stop_collecting(self, collecting: asyncio.Task[None]) -> None:
+    async def _stop_collecting(self, collecting: asyncio.Task[None], seconds: float) -> None:
         """Let the cycle under way finish (bounded), so the report it builds is flushed too."""
-        done, _ = await asyncio.wait({collecting}, timeout=self.config.flush_timeout_seconds)
+        done, _ = await asyncio.wait({collecting}, timeout=max(seconds, 0))
         if not done:
             logger.warning("a collection cycle still under way was abandoned at stop")
         collecting.cancel()
@@ -216,6 +248,21 @@ class AgentRunner:
         except Exception:  # what is queued is still flushed
             logger.exception("the last collection cycle failed at stop")
 
+    async def _stop_checks(self, seconds: float) -> None:
+        """Stop the checks (bounded): no report will carry their results any more."""
+        checks = self.builder.checks
+        if checks is None:
+            return
+        stopping = asyncio.ensure_future(in_daemon_thread(checks.stop, "checks-stop"))
+        done, _ = await asyncio.wait({stopping}, timeout=max(seconds, 0))
+        if not done:
+            logger.warning("checks still stopping at the stop deadline were left behind")
+            return
+        try:
+            stopping.result()
+        except Exception:  # the flush still goes on
+            logger.exception("stopping the checks failed")
+
     async def run(self) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -224,7 +271,11 @@ class AgentRunner:
         return await self.serve(stop)
 
     async def serve(self, stop: asyncio.Event) -> int:
-        """Collect and push until `stop` is set, then flush and end the stream cleanly."""
+        """Collect and push until `stop` is set, then flush and end the stream cleanly.
+
+        The whole stop (the cycle under way, the checks, the flush) shares one
+        `--flush-timeout`, and the stream's close gets at most CLOSE_TIMEOUT_SECONDS
+        more, so the agent exits well inside a pod's termination grace period."""
         probes = None
         if self.config.health_address:
             # the HTTP server, JSON and TLS modules load only when probes are on
@@ -250,11 +301,12 @@ class AgentRunner:
         stopped.cancel()
         if not stop.is_set() and collect_task.done() and not collect_task.cancelled():
             collect_task.result()  # a bug in collection must not look like a clean stop
-        await self._stop_collecting(collect_task)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.flush_timeout_seconds
+        await self._stop_collecting(collect_task, deadline - loop.time())
         logger.info("stopping: flushing %s queued reports", len(self.queue))
-        if self.builder.checks is not None:  # no report will carry their results any more
-            await asyncio.to_thread(self.builder.checks.stop)
-        flushed = await self.sender.flush_and_close(self.config.flush_timeout_seconds)
+        await self._stop_checks(deadline - loop.time())
+        flushed = await self.sender.flush_and_close(max(deadline - loop.time(), 0))
         sender_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender_task

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +16,47 @@ from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.push.stream import StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_api.telemetry import telemetry_pb2 as tm
+from tests.agent.conftest import CAPTURED_HOST
 from tests.agent.test_push import wait_for
 from tests.support.inprocess_relay import InProcessRelay
 from tests.support.reports import report
 
 GATE_SECONDS = 30.0
 WAKE_SECONDS = 10.0
+EXIT_SECONDS = 60.0
+# An agent whose first cycle never ends (a read stuck on a dead mount), stopped while that
+# cycle runs: it prints the flush's share of the stop budget, then must exit at all.
+HUNG_CYCLE_AGENT = """
+import asyncio, sys, threading
+from pathlib import Path
+from kubensage_agent.collectors.errors import CollectorErrors
+from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.push.runner import AgentRunner, RunConfig
+from kubensage_agent.report import ReportBuilder
+
+errors = CollectorErrors()
+builder = ReportBuilder(
+    agent_id="a", node=NodeCollector(HostPaths(Path(sys.argv[1])), "n", errors),
+    runtime=None, errors=errors, cri_timeout=1,
+)
+building = threading.Event()
+builder.build = lambda sequence: building.set() or threading.Event().wait()
+runner = AgentRunner(builder, RunConfig(relay_address="127.0.0.1:9", flush_timeout_seconds=2.0))
+flush = runner.sender.flush_and_close
+async def recorded_flush(grace):
+    print("flush grace", grace, flush=True)
+    return await flush(grace)
+runner.sender.flush_and_close = recorded_flush
+
+async def main():
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runner.serve(stop))
+    await asyncio.to_thread(building.wait, 30)
+    stop.set()
+    return await serving
+print("served", asyncio.run(main()), flush=True)
+"""
 
 
 def stop_during_the_first_cycle(
@@ -73,6 +111,26 @@ def test_a_cycle_that_fails_at_stop_is_logged_and_the_stop_goes_on(
     assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
     assert "the last collection cycle failed at stop" in caplog.text
     assert "collection broke" in caplog.text
+
+
+def test_a_cycle_that_never_ends_neither_eats_the_flush_budget_nor_holds_the_exit(
+    tmp_path: Path,
+) -> None:
+    """One `--flush-timeout` for the whole stop: a hung cycle takes it all, so the flush
+    gets none of it on top; and the process exits although the cycle's thread never ends."""
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_CYCLE_AGENT, str(CAPTURED_HOST)],
+        capture_output=True,
+        text=True,
+        timeout=EXIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "served 0"
+    grace = float(lines[0].removeprefix("flush grace "))
+    assert grace < 1.0, "the flush was given a fresh budget after the cycle used it up"
+    assert "a collection cycle still under way was abandoned at stop" in done.stderr
 
 
 def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
