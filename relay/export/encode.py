@@ -190,6 +190,11 @@ class RemoteWriteSink:
         self._row_key = 0
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
+        self._enter_row(subject, labels)
+        self._remember = self.rows.setdefault(self._row_key, []).append
+
+    def _enter_row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
+        """Encode the row's label pieces, shared by the series of every family on it."""
         layout = self._encoding.row_layout(subject)
         cached, piece = self._pieces.get, self._piece
         pieces = []
@@ -201,10 +206,12 @@ class RemoteWriteSink:
         self._after_name = after = b"".join(pieces[layout.split :])
         self._row_size = len(before) + len(after) + self._sample_size
         self._row_key = hash((subject.name, before, after))
-        self._remember = self.rows.setdefault(self._row_key, []).append
 
     def digests(self) -> dict[int, int]:
-        """Each row's key and a digest of its series: equal digests, same series."""
+        """Each row's key and a digest of its series: equal digests, same series. The
+        digest follows the series' order, so a row listing them in another order costs a
+        walk of the previous report, which then finds nothing ended; rows with equal
+        labels are one row, as their series are one series to the receiver."""
         return {row: hash(tuple(series)) for row, series in self.rows.items()}
 
     def _piece(self, name: str, value: str) -> bytes:
@@ -220,7 +227,7 @@ class RemoteWriteSink:
     def sample(
         self, family: Family[Any], name: str, labels: Mapping[str, str] | None, value: float
     ) -> None:
-        if labels is None:
+        if labels is None:  # the hot path, inlined: most series have only the row's labels
             self._remember(name)
             name_piece = self._names.get(name) or self._encoding.name_piece(name)
             self.series.append(
@@ -278,11 +285,12 @@ class StaleSink(RemoteWriteSink):
 
     def __init__(self, changed: ChangedRows, timestamp_ms: int, encoding: Encoding) -> None:
         super().__init__(timestamp_ms, encoding)
+        self._remember = _remember_nothing  # the markers' series are never compared again
         self._changed = changed
         self._kept: Set[object] | None = None  # None: the row did not change
 
     def row(self, subject: Subject[Any], labels: Mapping[str, str]) -> None:
-        super().row(subject, labels)
+        self._enter_row(subject, labels)
         self._kept = self._changed.get(self._row_key)
 
     def sample(
@@ -298,6 +306,10 @@ class StaleSink(RemoteWriteSink):
         label_bytes = self._labels_with(family, name, labels)  # encoded once, checked, written
         if label_bytes not in kept:
             self._write_labelled(label_bytes, STALE_NAN)
+
+
+def _remember_nothing(_: object) -> None:
+    pass
 
 
 def encode_node(

@@ -135,9 +135,10 @@ def test_a_cycle_that_never_ends_neither_eats_the_flush_budget_nor_holds_the_exi
 
 def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
     """A cycle abandoned at stop may still queue its report; the writer must go on closing
-    cleanly rather than drop the connection under the relay."""
+    cleanly rather than drop the connection under the relay. The late report is not sent
+    on a stream being closed: it stays queued (spooled, with a state dir) for the next run."""
 
-    async def scenario() -> InProcessRelay:
+    async def scenario() -> tuple[InProcessRelay, ReportQueue]:
         async with InProcessRelay() as relay:
             queue = ReportQueue(capacity=10)
             queue.put(report(sequence=1))
@@ -146,18 +147,20 @@ def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
             sending = asyncio.create_task(sender.run())
             await wait_for(lambda: len(queue) == 0)
             closing = asyncio.create_task(sender.flush_and_close(1.0))
-            await asyncio.sleep(0)  # the stop is under way
-            queue.put(report(sequence=2))
+            await asyncio.sleep(0)  # the flush's first step: the queue is empty, the stop set
+            queue.put(report(sequence=2))  # before the writer has run again
             await closing
             sending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sending
             await wait_for(lambda: relay.value("kubensage_relay_connected_agents") == 0)
-            return relay
+            return relay, queue
 
-    relay = asyncio.run(scenario())
+    relay, queue = asyncio.run(scenario())
     assert relay.value("kubensage_relay_streams_closed_total", how="clean") == 1
     assert relay.value("kubensage_relay_streams_closed_total", how="lost") == 0
+    assert relay.store.highest_sequence("agent-1") == 1
+    assert [queue.after(0).sequence] == [2]  # type: ignore[union-attr]
 
 
 def test_a_report_put_from_the_collection_thread_wakes_the_writer() -> None:

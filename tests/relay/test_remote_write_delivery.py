@@ -348,6 +348,44 @@ def test_series_of_a_pod_that_ended_get_the_staleness_marker(
     assert len(third.timeseries) == len(second.timeseries) - len(ended)
 
 
+def test_the_same_series_in_another_order_get_no_staleness_marker(
+    receiver: ScriptedReceiver, exporter: Harness
+) -> None:
+    """Pods, their containers and their labels listed in another order are the same series:
+    nothing ended, so nothing is marked stale."""
+
+    def shuffled(ms: int, order: slice) -> tm.Metrics:
+        out = at(ms)
+        del out.pods[:]
+        pods = [
+            pod(
+                name,
+                containers=[container(c, f"{name}-{c}") for c in ("app", "proxy")][order],
+                labels=dict([("app", name), ("tier", "web")][order]),
+            )
+            for name in ("web-1", "web-2")
+        ]
+        out.pods.extend(pods[order])
+        return out
+
+    export = exporter.exporter
+    export.submit(shuffled(T0_MS, slice(None)))
+    export.submit(shuffled(T0_MS + 1000, slice(None, None, -1)))
+    eventually(lambda: len(receiver.received) == 2, timeout=20)
+    first, second = (r.request for r in receiver.received)
+    assert first is not None and second is not None
+
+    def series(request: object) -> set[tuple[tuple[str, str], ...]]:
+        return {
+            tuple((label.name, label.value) for label in s.labels)
+            for s in request.timeseries  # type: ignore[attr-defined]
+        }
+
+    assert not [s for s in second.timeseries if struct.pack("<d", s.samples[0].value) == STALE]
+    assert series(second) == series(first)
+    assert any(("container", "proxy") in labels for labels in series(first))
+
+
 def test_series_a_row_that_stays_stops_writing_get_the_staleness_marker(
     receiver: ScriptedReceiver, exporter: Harness
 ) -> None:
