@@ -81,7 +81,7 @@ class LeaderElector:
         self._observed_version = ""
         self._observed_at = 0.0
         self._last_renew = 0.0
-        self._once = OnceLogger()
+        self._once = OnceLogger(logger)
         self._rng = random.Random()
 
     @property

@@ -77,7 +77,7 @@ class Recommender:
         self.latest: Report | None = None
         self._last_attempt: float | None = None
         self._last_failed = False
-        self._once = OnceLogger()
+        self._once = OnceLogger(logger)
         self.wake = threading.Event()
 
     def due(self) -> bool:

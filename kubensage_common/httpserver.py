@@ -10,6 +10,7 @@ a traceback.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
@@ -36,7 +37,7 @@ class _BoundedWSGIServer(ThreadingMixIn, WSGIServer):
     max_connections = MAX_CONNECTIONS
     read_timeout = READ_TIMEOUT_SECONDS
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)  # replaced per server by HttpServer
-    log = FirstPerKey(quiet_seconds=60.0)
+    log = FirstPerKey(logging.getLogger(__name__), quiet_seconds=60.0)
     refused_connections = 0
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -130,7 +131,7 @@ class HttpServer:
         self._server.max_connections = max_connections
         self._server.read_timeout = read_timeout
         self._server.slots = threading.BoundedSemaphore(max_connections)
-        self._server.log = FirstPerKey(quiet_seconds=60.0)
+        self._server.log = FirstPerKey(logging.getLogger(__name__), quiet_seconds=60.0)
         if tls is not None:
             # the handshake runs in the connection's thread, under its read timeout
             self._server.socket = tls.wrap_socket(

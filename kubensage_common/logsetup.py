@@ -82,8 +82,8 @@ def configure_logging(level: str, log_format: str, log_file: str | None) -> None
     root.setLevel(level.upper())
 
 
-# Records of the two rate limiters below name the line that called them (stacklevel=2).
-_log = logging.getLogger("kubensage")
+# The two rate limiters below log through their user's module logger, so a record names
+# the module (filterable like any other) and the line that called them (stacklevel=2).
 
 
 class OnceLogger:
@@ -93,7 +93,8 @@ class OnceLogger:
     message of the first occurrence is logged, repeats are silent until `clear`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
         self._active: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -102,13 +103,13 @@ class OnceLogger:
             if cause in self._active:
                 return
             self._active[cause] = message
-        _log.warning("%s", message, stacklevel=2, extra={"cause": cause})
+        self._logger.warning("%s", message, stacklevel=2, extra={"cause": cause})
 
     def clear(self, cause: str) -> None:
         with self._lock:
             if self._active.pop(cause, None) is None:
                 return
-        _log.info("recovered: %s", cause, stacklevel=2, extra={"cause": cause})
+        self._logger.info("recovered: %s", cause, stacklevel=2, extra={"cause": cause})
 
     def active(self) -> dict[str, str]:
         with self._lock:
@@ -120,7 +121,10 @@ class FirstPerKey:
     client repeating bad input cannot flood the log. Remembers at most `max_keys`.
     `message` is %-style, formatted with `args` only when the record is emitted."""
 
-    def __init__(self, quiet_seconds: float = 600.0, max_keys: int = 4096) -> None:
+    def __init__(
+        self, logger: logging.Logger, quiet_seconds: float = 600.0, max_keys: int = 4096
+    ) -> None:
+        self._logger = logger
         self.quiet_seconds = quiet_seconds
         self.max_keys = max_keys
         self._logged: OrderedDict[str, float] = OrderedDict()
@@ -136,4 +140,4 @@ class FirstPerKey:
             self._logged.move_to_end(key)
             while len(self._logged) > self.max_keys:
                 self._logged.popitem(last=False)
-        _log.warning(message, *args, stacklevel=2)
+        self._logger.warning(message, *args, stacklevel=2)

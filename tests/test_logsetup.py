@@ -117,7 +117,7 @@ def test_json_lines_are_flat_objects_with_the_cause_of_a_once_logger(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging("info", "json", None)
-    once = OnceLogger()
+    once = OnceLogger(logging.getLogger("kubensage_agent.cri.client"))
     once.problem("cri:ListPodSandboxStats", "CRI call failed: 100% of {pods}")
     once.clear("cri:ListPodSandboxStats")
     logging.getLogger("relay.app").info("node %s", "n1", extra={"node": "n1", "attempt": 2})
@@ -128,7 +128,7 @@ def test_json_lines_are_flat_objects_with_the_cause_of_a_once_logger(
     problem, recovered, extra, failed = (json.loads(line) for line in stderr_lines(capsys))
     assert set(problem) == {"time", "level", "logger", "message", "cause"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", problem["time"])
-    assert problem["level"] == "WARNING" and problem["logger"] == "kubensage"
+    assert problem["level"] == "WARNING" and problem["logger"] == "kubensage_agent.cri.client"
     assert problem["message"] == "CRI call failed: 100% of {pods}"
     assert problem["cause"] == "cri:ListPodSandboxStats"
     assert (recovered["level"], recovered["message"]) == (
@@ -204,7 +204,7 @@ def test_once_logger_warns_once_per_cause_from_the_callers_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    once = OnceLogger()
+    once = OnceLogger(logging.getLogger("relay.series.rows"))
     for _ in range(3):
         once.problem("node:pressure", "pressure file unreadable")
     assert once.active() == {"node:pressure": "pressure file unreadable"}
@@ -214,18 +214,22 @@ def test_once_logger_warns_once_per_cause_from_the_callers_line(
         ("WARNING", "pressure file unreadable"),
         ("INFO", "recovered: node:pressure"),
     ]
-    assert {(r.pathname, r.funcName) for r in caplog.records} == {
-        (__file__, "test_once_logger_warns_once_per_cause_from_the_callers_line")
+    assert {(r.name, r.pathname, r.funcName) for r in caplog.records} == {
+        (
+            "relay.series.rows",
+            __file__,
+            "test_once_logger_warns_once_per_cause_from_the_callers_line",
+        )
     }
 
 
 def test_first_per_key_formats_its_arguments_once_per_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limiter = FirstPerKey(quiet_seconds=600.0)
+    limiter = FirstPerKey(logging.getLogger("relay.ingest.service"), quiet_seconds=600.0)
     for peer in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
         limiter.report(peer, "refused %s: %r", peer, "bad token")
     assert caplog.messages == ["refused 10.0.0.1: 'bad token'", "refused 10.0.0.2: 'bad token'"]
-    assert {(r.pathname, r.funcName) for r in caplog.records} == {
-        (__file__, "test_first_per_key_formats_its_arguments_once_per_key")
+    assert {(r.name, r.pathname, r.funcName) for r in caplog.records} == {
+        ("relay.ingest.service", __file__, "test_first_per_key_formats_its_arguments_once_per_key")
     }

@@ -109,7 +109,7 @@ class CheckScheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cancel_fd = os.eventfd(0)
-        self._once = OnceLogger()
+        self._once = OnceLogger(logger)
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ class CollectorErrors:
 
     def __init__(self, once: OnceLogger | None = None) -> None:
         self.totals: Counter[str] = Counter()
-        self.once = once if once is not None else OnceLogger()
+        self.once = once if once is not None else OnceLogger(logging.getLogger(__name__))
 
     def failure(self, name: str, cause: str, message: str) -> None:
         """Count one failure of collector `name`; log `cause` once until it clears."""

@@ -64,7 +64,7 @@ class Informer(Generic[T]):
         self.synced = threading.Event()
         self.stats = InformerStats()
         self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
-        self._once = OnceLogger()
+        self._once = OnceLogger(logger)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"informer-{resource}", daemon=True)
 

@@ -92,7 +92,7 @@ class Exporter:
         self.profiles = tuple(profiles)
         self.enrichment = enrichment
         self.metrics = metrics
-        self.once = OnceLogger()
+        self.once = OnceLogger(logger)
         self.order = WriteOrder(config.queue_dir / "order.json" if config.queue_dir else None)
         self._encoding = Encoding(config.external_labels)
         # per node, the last report written and its rows, for staleness markers

@@ -9,6 +9,7 @@ cached samples of it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class NodeTextCache:
         self.on_error = on_error
         self._cache: dict[str, _Rendered] = {}
         self._lock = threading.Lock()
-        self._once = OnceLogger()
+        self._once = OnceLogger(logging.getLogger(__name__))
         self.renders = 0
 
     def _key(self, view: NodeView) -> Hashable:

@@ -127,7 +127,7 @@ class IngestService:
         self.exporter = exporter
         self.max_stream_age_seconds = max_stream_age_seconds
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
-        self._peer_log = FirstPerKey()
+        self._peer_log = FirstPerKey(logger)
 
     def close(self) -> None:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ and the old one is gone.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def current_containers(pods: Iterable[tm.Pod]) -> list[tuple[tm.Pod, tm.Containe
     return list(chosen.values())
 
 
-_checks_log = OnceLogger()
+_checks_log = OnceLogger(logging.getLogger(__name__))
 
 
 def exposable_checks(view: NodeView) -> Iterator[tm.CheckResult]:
