@@ -16,7 +16,7 @@ from typing import Any
 
 from kubensage_agent.cgroups.files import GONE, UNSUPPORTED, CgroupFile, FdBudget
 from kubensage_agent.cgroups.hierarchy import ContainerDirs
-from kubensage_agent.hostfs import SMALL_FILE_BYTES, read_small
+from kubensage_agent.hostfs import read_small
 from kubensage_agent.parsers.cgroup_cpu import (
     CpuStat,
     UserSystem,
@@ -240,12 +240,8 @@ class ContainerCgroup:
             row = file.row
             if row.usage_only and not usage:
                 continue
-            handle = file.handle
             try:
-                # a pread on the open descriptor, without a call per file: the usual case
-                content = (
-                    os.pread(handle.fd, SMALL_FILE_BYTES, 0) if handle.fd >= 0 else handle.read()
-                )
+                content = file.handle.read()
                 if content != file.content:
                     file.value = row.parse(content.decode())
                     file.content = content
