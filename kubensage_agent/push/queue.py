@@ -4,9 +4,9 @@ With a spool the reports live on disk (and survive restarts) and only their sequ
 numbers are held in memory; without one they are held in memory.
 
 Reports are put by the collection thread while the stream's loop sends and
-acknowledges them, so every change holds one lock. The spool's own write (and its
-fsync) happens under it too, in the collection thread, never on the loop: the loop
-only waits for the lock when an acknowledgement lands during that write.
+acknowledges them, so the bookkeeping (the order, the reports in memory, what the spool
+counts as held) changes under one lock. File writes and deletions happen outside it: a
+stalled disk stalls the thread doing the I/O, never the other side waiting for the lock.
 """
 
 from __future__ import annotations
@@ -46,27 +46,38 @@ class ReportQueue:
                 self._order.append(report.sequence)
 
     def put(self, report: tm.Metrics) -> None:
+        spooled = self._write_file(report)
         with self._lock:
+            discarded = []
             while len(self._order) >= self.capacity:
-                self._discard(self._order.popleft())
+                discarded.append(self._order.popleft())
                 self.dropped_total += 1
-            self._store(report)
+            if spooled is None or self.spool is None:
+                self._memory[report.sequence] = report
+            else:
+                self.spool.record(report, spooled)
             self._order.append(report.sequence)
             if self.spool is not None:
                 for sequence in self.spool.enforce_caps():
                     if sequence in self._order:
                         self._order.remove(sequence)
                         self.dropped_total += 1
+                    discarded.append(sequence)
+            for sequence in discarded:
+                self._forget(sequence)
+        self._delete_files(discarded)
         self.wake()
 
-    def _store(self, report: tm.Metrics) -> None:
-        if self.spool is not None:
-            try:
-                self.spool.write(report)
-                return
-            except OSError:
+    def _write_file(self, report: tm.Metrics) -> int | None:
+        """The report's spool record written, its size; None to keep it in memory."""
+        if self.spool is None:
+            return None
+        try:
+            return self.spool.write_file(report)
+        except OSError:
+            with self._lock:
                 self.spool_write_errors += 1  # disk full or gone: keep it in memory instead
-        self._memory[report.sequence] = report
+            return None
 
     def _load(self, sequence: int) -> tm.Metrics | None:
         report = self._memory.get(sequence)
@@ -74,21 +85,27 @@ class ReportQueue:
             report = self.spool.read(sequence)
         return report
 
-    def _discard(self, sequence: int) -> None:
+    def _forget(self, sequence: int) -> None:
         self._memory.pop(sequence, None)
         if self.spool is not None:
-            self.spool.remove(sequence)
+            self.spool.forget(sequence)
+
+    def _delete_files(self, sequences: list[int]) -> None:
+        if self.spool is not None:
+            for sequence in sequences:
+                self.spool.delete_file(sequence)
 
     def ack(self, sequence: int) -> int:
         """Forget every report up to `sequence`; return how many were released."""
-        released = 0
+        released = []
         with self._lock:
             while self._order and self._order[0] <= sequence:
-                self._discard(self._order.popleft())
-                released += 1
+                released.append(self._order.popleft())
+                self._forget(released[-1])
+        self._delete_files(released)
         if released:
             self._changed.set()
-        return released
+        return len(released)
 
     def after(self, sequence: int) -> tm.Metrics | None:
         """The oldest report newer than `sequence`, i.e. the next one to send."""
@@ -132,5 +149,5 @@ class ReportQueue:
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
-    except RuntimeError:  # read outside a loop (tests, the spool's recovery)
+    except RuntimeError:  # read outside a loop (tests)
         return None

@@ -84,19 +84,27 @@ class Spool:
                 logger.warning("spool record %s is damaged (%s); dropped", path.name, exc)
                 path.unlink(missing_ok=True)
                 continue
-            self._remember(report, path.stat().st_size)
+            self.record(report, path.stat().st_size)
             reports.append(report)
         evicted = set(self.enforce_caps())
+        for sequence in evicted:
+            self.delete_file(sequence)
         return [r for r in reports if r.sequence not in evicted]
 
-    def _remember(self, report: tm.Metrics, size: int) -> None:
+    def record(self, report: tm.Metrics, size: int) -> None:
+        """Count a record written by `write_file` as held."""
         self._held[report.sequence] = _Held(size, report.collected_at_unix_nanos)
         self._bytes += size
 
-    def write(self, report: tm.Metrics) -> None:
+    def write_file(self, report: tm.Metrics) -> int:
+        """Write the report's record durably; return its size. Touches no shared state, so
+        the slow part (two fsyncs) can run outside whatever lock guards the bookkeeping."""
         data = encode_record(report.SerializeToString())
         write_atomically(self._path(report.sequence), data)
-        self._remember(report, len(data))
+        return len(data)
+
+    def write(self, report: tm.Metrics) -> None:
+        self.record(report, self.write_file(report))
 
     def read(self, sequence: int) -> tm.Metrics | None:
         try:
@@ -108,21 +116,29 @@ class Spool:
             return None
 
     def remove(self, sequence: int) -> None:
+        self.forget(sequence)
+        self.delete_file(sequence)
+
+    def forget(self, sequence: int) -> None:
+        """Stop counting a record as held; its file is deleted by `delete_file`."""
         held = self._held.pop(sequence, None)
         if held is not None:
             self._bytes -= held.size
+
+    def delete_file(self, sequence: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(sequence).unlink()
 
     def enforce_caps(self) -> list[int]:
-        """Evict the oldest records beyond the byte cap or past the age cap; return them."""
+        """Forget the oldest records beyond the byte cap or past the age cap and return
+        them: the caller deletes their files (`delete_file`)."""
         evicted = []
         oldest_allowed = time.time_ns() - int(self.max_age_seconds * 1e9)
         for sequence, held in list(self._held.items()):
             too_big = self._bytes > self.max_bytes and len(self._held) > 1
             if not too_big and held.collected_at_unix_nanos >= oldest_allowed:
                 break
-            self.remove(sequence)
+            self.forget(sequence)
             evicted.append(sequence)
         self.evicted_total += len(evicted)
         return evicted

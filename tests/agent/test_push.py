@@ -65,9 +65,45 @@ def test_a_report_dropped_by_a_put_while_the_loop_reads_it_is_counted_once(
     spool.read = read_while_a_put_lands  # type: ignore[method-assign,union-attr]
     assert queue.after(0).sequence == 1  # type: ignore[union-attr]
     putting.join(30)
+    assert not putting.is_alive()
     spool.read = read  # type: ignore[method-assign,union-attr]
     assert queue.dropped_total == 1
+    assert queue.spool.corrupt_total == 0  # type: ignore[union-attr]
     assert [queue.after(0).sequence] == [2]  # type: ignore[union-attr]
+
+
+def test_a_spool_write_stalled_on_disk_does_not_stall_the_loop(tmp_path: Path) -> None:
+    """The collection thread's spool write may hang on a stalled disk; the loop's reads
+    and acknowledgements must not wait for it, or the agent could not even stop."""
+    queue = ReportQueue(capacity=10, spool=Spool(tmp_path, 16 * MIB, 3600))
+    queue.put(report(sequence=1))
+    spool = queue.spool
+    assert spool is not None
+    write_file, writing, disk_back = spool.write_file, threading.Event(), threading.Event()
+
+    def stalled_write(one: tm.Metrics) -> int:
+        writing.set()
+        disk_back.wait(30)
+        return write_file(one)
+
+    spool.write_file = stalled_write  # type: ignore[method-assign]
+    putting = threading.Thread(target=queue.put, args=(report(sequence=2),))
+    putting.start()
+    try:
+        assert writing.wait(30)
+        loop_side: list[object] = []
+        acknowledging = threading.Thread(
+            target=lambda: loop_side.extend([queue.after(0), queue.ack(1)])
+        )
+        acknowledging.start()
+        acknowledging.join(PUT_LANDS_SECONDS * 5)
+        assert not acknowledging.is_alive(), "the loop's side waited for the stalled write"
+        assert [getattr(loop_side[0], "sequence", None), loop_side[1]] == [1, 1]
+    finally:
+        disk_back.set()
+        putting.join(30)
+    assert [queue.after(1).sequence] == [2]  # type: ignore[union-attr]
+    assert sorted(path.name for path in tmp_path.glob("*.report")) == [f"{2:020d}.report"]
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
