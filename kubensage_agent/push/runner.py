@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
-from kubensage_agent.push.stream import StreamSender
+from kubensage_agent.push.stream import CLOSE_TIMEOUT_SECONDS, StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
@@ -248,19 +248,25 @@ class AgentRunner:
         except Exception:  # what is queued is still flushed
             logger.exception("the last collection cycle failed at stop")
 
-    async def _stop_checks(self, seconds: float) -> None:
-        """Stop the checks (bounded): no report will carry their results any more."""
+    def _start_stopping_checks(self) -> asyncio.Future[None] | None:
+        """Stop the checks alongside the flush: no report will carry their results once
+        the last cycle is built, and killing the running ones takes time."""
         checks = self.builder.checks
         if checks is None:
+            return None
+        return asyncio.ensure_future(in_daemon_thread(checks.stop, "checks-stop"))
+
+    async def _checks_stopped(self, stopping: asyncio.Future[None] | None, seconds: float) -> None:
+        if stopping is None:
             return
-        stopping = asyncio.ensure_future(in_daemon_thread(checks.stop, "checks-stop"))
-        done, _ = await asyncio.wait({stopping}, timeout=max(seconds, 0))
+        done, _ = await asyncio.wait({stopping}, timeout=seconds)
         if not done:
-            logger.warning("checks still stopping at the stop deadline were left behind")
+            stopping.cancel()
+            logger.warning("the checks had not stopped at the stop deadline; left behind")
             return
         try:
             stopping.result()
-        except Exception:  # the flush still goes on
+        except Exception:  # the stop goes on
             logger.exception("stopping the checks failed")
 
     async def run(self) -> int:
@@ -273,9 +279,10 @@ class AgentRunner:
     async def serve(self, stop: asyncio.Event) -> int:
         """Collect and push until `stop` is set, then flush and end the stream cleanly.
 
-        The whole stop (the cycle under way, the checks, the flush) shares one
-        `--flush-timeout`, and the stream's close gets at most CLOSE_TIMEOUT_SECONDS
-        more, so the agent exits well inside a pod's termination grace period."""
+        The whole stop (the cycle under way, then the flush with the checks' stop
+        alongside) shares one `--flush-timeout`; the stream's close and, when still under
+        way, the checks' stop get at most CLOSE_TIMEOUT_SECONDS more each, so the agent
+        exits well inside a pod's termination grace period."""
         probes = None
         if self.config.health_address:
             # the HTTP server, JSON and TLS modules load only when probes are on
@@ -304,9 +311,12 @@ class AgentRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.flush_timeout_seconds
         await self._stop_collecting(collect_task, deadline - loop.time())
+        stopping_checks = self._start_stopping_checks()
         logger.info("stopping: flushing %s queued reports", len(self.queue))
-        await self._stop_checks(deadline - loop.time())
         flushed = await self.sender.flush_and_close(max(deadline - loop.time(), 0))
+        await self._checks_stopped(
+            stopping_checks, max(deadline - loop.time(), CLOSE_TIMEOUT_SECONDS)
+        )
         sender_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender_task

@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,38 @@ def test_a_report_put_from_the_collection_thread_wakes_the_writer() -> None:
     loop_thread.start()
     loop_thread.join(WAKE_SECONDS)
     assert queued == [1], "the waiting writer was not woken"
+
+
+class SlowToStopChecks:
+    """Checks whose stop takes a moment (killing and reaping what runs)."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        time.sleep(0.2)
+        self.stopped.set()
+
+
+def test_the_checks_are_stopped_even_with_no_budget_left(
+    host_builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `--flush-timeout 0` (or a budget a slow cycle used up) the checks' stop still
+    gets its short allowance instead of being left behind at once."""
+    checks = SlowToStopChecks()
+    monkeypatch.setattr(host_builder, "checks", checks)
+    runner = AgentRunner(
+        host_builder, RunConfig(relay_address="127.0.0.1:9", flush_timeout_seconds=0.0)
+    )
+
+    async def scenario() -> int:
+        stop = asyncio.Event()
+        stop.set()
+        return await runner.serve(stop)
+
+    assert asyncio.run(scenario()) == 0
+    assert checks.stopped.is_set()
+    assert "left behind" not in caplog.text
