@@ -208,10 +208,12 @@ class RemoteWriteSink:
         self._row_key = hash((subject.name, before, after))
 
     def digests(self) -> dict[int, int]:
-        """Each row's key and a digest of its series: equal digests, same series. The
-        digest follows the series' order, so a row listing them in another order costs a
-        walk of the previous report, which then finds nothing ended; rows with equal
-        labels are one row, as their series are one series to the receiver."""
+        """Each row's key and a digest of its series: equal digests, same series. Rows are
+        keyed by their labels, so rows listed in another order (pods, containers) change
+        nothing; within a row the series follow the declarations, and should their order
+        ever differ the cost is one walk of the previous report, which finds nothing
+        ended. Rows with equal labels are one row, as their series are one series to the
+        receiver."""
         return {row: hash(tuple(series)) for row, series in self.rows.items()}
 
     def _piece(self, name: str, value: str) -> bytes:
