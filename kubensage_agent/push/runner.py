@@ -101,6 +101,23 @@ async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
     return await outcome
 
 
+async def _let_finish(
+    work: asyncio.Future[None], seconds: float, *, left: str, failed: str
+) -> None:
+    """Give work under way at stop `seconds` to finish, then go on with the stop whatever
+    became of it: what was still running is logged as `left`, a failure as `failed`."""
+    done, _ = await asyncio.wait({work}, timeout=max(seconds, 0))
+    if not done:
+        logger.warning(left)
+    work.cancel()
+    try:
+        await work
+    except asyncio.CancelledError:
+        pass
+    except Exception:  # the stop goes on
+        logger.exception(failed)
+
+
 class AgentRunner:
     def __init__(self, builder: ReportBuilder, config: RunConfig) -> None:
         self.builder = builder
@@ -235,19 +252,6 @@ class AgentRunner:
             if self._interval_changed.is_set():
                 tick = loop.time()
 
-    async def _stop_collecting(self, collecting: asyncio.Task[None], seconds: float) -> None:
-        """Let the cycle under way finish (bounded), so the report it builds is flushed too."""
-        done, _ = await asyncio.wait({collecting}, timeout=max(seconds, 0))
-        if not done:
-            logger.warning("a collection cycle still under way was abandoned at stop")
-        collecting.cancel()
-        try:
-            await collecting
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # what is queued is still flushed
-            logger.exception("the last collection cycle failed at stop")
-
     def _start_stopping_checks(self) -> asyncio.Future[None] | None:
         """Stop the checks alongside the flush: no report will carry their results once
         the last cycle is built, and killing the running ones takes time."""
@@ -255,19 +259,6 @@ class AgentRunner:
         if checks is None:
             return None
         return asyncio.ensure_future(in_daemon_thread(checks.stop, "checks-stop"))
-
-    async def _checks_stopped(self, stopping: asyncio.Future[None] | None, seconds: float) -> None:
-        if stopping is None:
-            return
-        done, _ = await asyncio.wait({stopping}, timeout=seconds)
-        if not done:
-            stopping.cancel()
-            logger.warning("the checks had not stopped at the stop deadline; left behind")
-            return
-        try:
-            stopping.result()
-        except Exception:  # the stop goes on
-            logger.exception("stopping the checks failed")
 
     async def run(self) -> int:
         stop = asyncio.Event()
@@ -310,13 +301,23 @@ class AgentRunner:
             collect_task.result()  # a bug in collection must not look like a clean stop
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.flush_timeout_seconds
-        await self._stop_collecting(collect_task, deadline - loop.time())
+        # the cycle under way builds a report that is flushed too
+        await _let_finish(
+            collect_task,
+            deadline - loop.time(),
+            left="a collection cycle still under way was abandoned at stop",
+            failed="the last collection cycle failed at stop",
+        )
         stopping_checks = self._start_stopping_checks()
         logger.info("stopping: flushing %s queued reports", len(self.queue))
         flushed = await self.sender.flush_and_close(max(deadline - loop.time(), 0))
-        await self._checks_stopped(
-            stopping_checks, max(deadline - loop.time(), CLOSE_TIMEOUT_SECONDS)
-        )
+        if stopping_checks is not None:
+            await _let_finish(
+                stopping_checks,
+                max(deadline - loop.time(), CLOSE_TIMEOUT_SECONDS),
+                left="the checks had not stopped at the stop deadline; left behind",
+                failed="stopping the checks failed",
+            )
         sender_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender_task
