@@ -33,8 +33,8 @@ class ReportQueue:
         self._memory: dict[int, tm.Metrics] = {}
         self._lock = threading.Lock()
         self._changed = asyncio.Event()
-        # the loop that reads the queue, recorded by its first `after()`: a report put
-        # before that is found by that very call, so no wake-up can be lost
+        # the loop that waits in `wait_changed`, recorded by its first wait; a report put
+        # before that is found by the `after()` that precedes every wait
         self._loop: asyncio.AbstractEventLoop | None = None
         if spool is not None:
             loaded = spool.load()
@@ -109,8 +109,6 @@ class ReportQueue:
 
     def after(self, sequence: int) -> tm.Metrics | None:
         """The oldest report newer than `sequence`, i.e. the next one to send."""
-        if self._loop is None:
-            self._loop = _running_loop()
         with self._lock:
             for held in list(self._order):
                 if held <= sequence:
@@ -133,7 +131,7 @@ class ReportQueue:
         asyncio.Event set outside its loop's thread may leave the loop asleep."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            self._changed.set()  # no loop reads the queue yet: its first read finds the report
+            self._changed.set()  # nobody waits yet: the read before the first wait finds it
         else:
             loop.call_soon_threadsafe(self._changed.set)
 
@@ -144,10 +142,3 @@ class ReportQueue:
 
     def __len__(self) -> int:
         return len(self._order)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # read outside a loop (tests)
-        return None
