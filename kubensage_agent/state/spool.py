@@ -103,9 +103,6 @@ class Spool:
         write_atomically(self._path(report.sequence), data)
         return len(data)
 
-    def write(self, report: tm.Metrics) -> None:
-        self.record(report, self.write_file(report))
-
     def read(self, sequence: int) -> tm.Metrics | None:
         try:
             return tm.Metrics.FromString(decode_record(self._path(sequence).read_bytes()))

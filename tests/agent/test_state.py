@@ -10,9 +10,15 @@ import pytest
 from kubensage_agent.push.queue import ReportQueue
 from kubensage_agent.state.identity import SequenceAllocator, load_or_create_agent_id
 from kubensage_agent.state.spool import HEADER, Spool, encode_record
+from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support.reports import report
 
 MIB = 1024 * 1024
+
+
+def written(spool: Spool, one: tm.Metrics) -> tuple[tm.Metrics, int]:
+    """The report with the size of the record just written for it, for `Spool.record`."""
+    return one, spool.write_file(one)
 
 
 def test_agent_id_is_created_once_and_reused(tmp_path: Path) -> None:
@@ -66,7 +72,7 @@ def test_spooled_reports_survive_a_restart_oldest_first(tmp_path: Path) -> None:
 def test_damaged_record_is_skipped_and_counted(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
     spool = Spool(tmp_path, 16 * MIB, 3600)
     for sequence in (1, 2, 3):
-        spool.write(report(sequence=sequence))
+        spool.record(*written(spool, report(sequence=sequence)))
     victim = tmp_path / f"{2:020d}.report"
     victim.write_bytes(damage(victim.read_bytes()))
     reloaded = Spool(tmp_path, 16 * MIB, 3600)
@@ -77,7 +83,7 @@ def test_damaged_record_is_skipped_and_counted(tmp_path: Path, damage) -> None: 
 
 def test_leftover_temp_file_from_a_crash_is_ignored(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 16 * MIB, 3600)
-    spool.write(report(sequence=1))
+    spool.record(*written(spool, report(sequence=1)))
     (tmp_path / f".{4:020d}.report.tmp").write_bytes(b"half written")
     reloaded = Spool(tmp_path, 16 * MIB, 3600)
     assert [r.sequence for r in reloaded.load()] == [1]
@@ -99,8 +105,8 @@ def test_age_cap_evicts_reports_older_than_allowed(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 16 * MIB, max_age_seconds=60)
     old = report(sequence=1)
     old.collected_at_unix_nanos = time.time_ns() - 120 * 10**9
-    spool.write(old)
-    spool.write(report(sequence=2))
+    spool.record(*written(spool, old))
+    spool.record(*written(spool, report(sequence=2)))
     queue = ReportQueue(100, Spool(tmp_path, 16 * MIB, max_age_seconds=60))
     assert queue.after(0).sequence == 2  # type: ignore[union-attr]
     assert queue.dropped_total == 1
