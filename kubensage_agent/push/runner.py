@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from kubensage_agent.heap import release_free_memory
 from kubensage_agent.push.queue import ReportQueue
@@ -19,6 +18,7 @@ from kubensage_agent.push.stream import CLOSE_TIMEOUT_SECONDS, StreamSender
 from kubensage_agent.report import ReportBuilder
 from kubensage_agent.state.identity import SequenceAllocator
 from kubensage_agent.state.spool import Spool
+from kubensage_agent.threads import in_daemon_thread
 from kubensage_agent.wire.tls import ClientTls
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_common.addresses import split_host_port
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_INTERVAL_SECONDS = 0.2
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,36 +68,6 @@ async def _first_set(events: Iterable[asyncio.Event], timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
-    """`function()` in a thread of its own, awaited on the loop.
-
-    Unlike `asyncio.to_thread`, whose pool threads are joined when the loop and then the
-    interpreter shut down, a daemon thread abandoned at stop (a cycle stuck on a hung
-    mount) cannot hold the process past its stop deadline."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if outcome.done():  # the awaiting side gave up
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result)  # type: ignore[arg-type]
-
-    def target() -> None:
-        result, error = None, None
-        try:
-            result = function()
-        except BaseException as exc:  # handed to the awaiting side
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop already closed: nobody waits
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    return await outcome
 
 
 async def _let_finish(
