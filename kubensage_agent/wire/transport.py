@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 from typing import TYPE_CHECKING
 
+from kubensage_agent.threads import in_daemon_thread
 from kubensage_agent.wire.tls import ClientTls, ssl_module
 
 if TYPE_CHECKING:
@@ -23,7 +26,7 @@ class Transport:
 
     @classmethod
     async def connect(cls, host: str, port: int, tls: ClientTls | None) -> Transport:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(sock=await _connected_socket(host, port))
         transport = cls(reader, writer)
         if tls is not None:
             try:
@@ -93,3 +96,34 @@ class Transport:
         assert self._outgoing is not None
         if self._outgoing.pending:
             self._writer.write(self._outgoing.read())
+
+
+async def _connected_socket(host: str, port: int) -> socket.socket:
+    """A socket connected to the first of `host`'s addresses that answers.
+
+    The name is looked up in a daemon thread, not the loop's resolver pool: a lookup
+    hung on a dead DNS server is abandoned at the caller's deadline and cannot hold the
+    agent's exit, whereas that pool is joined at shutdown with no limit."""
+    addresses = await in_daemon_thread(
+        functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM),
+        f"look up {host}",
+    )
+    loop = asyncio.get_running_loop()
+    failures: list[OSError] = []
+    for family, kind, protocol, _, address in addresses:
+        connection = socket.socket(family, kind, protocol)
+        try:
+            connection.setblocking(False)
+            await loop.sock_connect(connection, address)
+        except OSError as exc:
+            connection.close()
+            failures.append(exc)
+            continue
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+    if len(failures) == 1:
+        raise failures[0]
+    causes = "; ".join(f"{type(failure).__name__}: {failure}" for failure in failures)
+    raise OSError(f"cannot connect to {host}:{port}: {causes or 'no address'}")

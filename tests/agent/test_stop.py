@@ -59,6 +59,39 @@ async def main():
 print("served", asyncio.run(main()), flush=True)
 """
 
+# An agent whose relay name lookup never returns (a DNS server gone silent), stopped
+# during that lookup: it must exit at all.
+HUNG_LOOKUP_AGENT = """
+import asyncio, socket, sys, threading
+from pathlib import Path
+from kubensage_agent.collectors.errors import CollectorErrors
+from kubensage_agent.collectors.node import NodeCollector
+from kubensage_agent.hostfs import HostPaths
+from kubensage_agent.push.runner import AgentRunner, RunConfig
+from kubensage_agent.report import ReportBuilder
+
+looking_up = threading.Event()
+def never_answers(*args, **kwargs):
+    looking_up.set()
+    threading.Event().wait()
+socket.getaddrinfo = never_answers
+
+errors = CollectorErrors()
+builder = ReportBuilder(
+    agent_id="a", node=NodeCollector(HostPaths(Path(sys.argv[1])), "n", errors),
+    runtime=None, errors=errors, cri_timeout=1,
+)
+runner = AgentRunner(builder, RunConfig(relay_address="relay.invalid:9", flush_timeout_seconds=1.0))
+
+async def main():
+    stop = asyncio.Event()
+    serving = asyncio.create_task(runner.serve(stop))
+    await asyncio.to_thread(looking_up.wait, 30)
+    stop.set()
+    return await serving
+print("served", asyncio.run(main()), flush=True)
+"""
+
 
 def stop_during_the_first_cycle(
     builder: ReportBuilder, monkeypatch: pytest.MonkeyPatch, *, cycle_fails: bool
@@ -132,6 +165,20 @@ def test_a_cycle_that_never_ends_neither_eats_the_flush_budget_nor_holds_the_exi
     grace = float(lines[0].removeprefix("flush grace "))
     assert grace < 1.0, "the flush was given a fresh budget after the cycle used it up"
     assert "a collection cycle still under way was abandoned at stop" in done.stderr
+
+
+def test_a_relay_name_lookup_that_never_returns_does_not_hold_the_exit() -> None:
+    """The loop's own resolver runs lookups in a pool that `asyncio.run` joins with no
+    limit; the agent's lookup is abandoned at stop instead."""
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_LOOKUP_AGENT, str(CAPTURED_HOST)],
+        capture_output=True,
+        text=True,
+        timeout=EXIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "served 0"
 
 
 def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:

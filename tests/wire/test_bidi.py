@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from typing import Any
 
 import pytest
 
@@ -107,6 +109,49 @@ def test_a_peer_that_stops_answering_pings_ends_the_call(raw_peer: RawPeer) -> N
 def test_nothing_listening_raises_oserror() -> None:
     with pytest.raises(OSError):
         asyncio.run(open_call(f"127.0.0.1:{free_port()}"))
+
+
+def test_a_name_is_looked_up_and_its_addresses_tried_in_order_until_one_answers(
+    tcp_server: tuple[str, WireServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay name with several addresses (a Service with dual-stack or stale records): a
+    refused one is passed over, as the loop's own connect would."""
+    address, _ = tcp_server
+    port = int(address.rpartition(":")[2])
+    refused = ("127.0.0.1", free_port())
+    looked_up: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+        return [(*stream, refused), (*stream, ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    async def scenario() -> bytes | None:
+        call = await open_call(f"relay.example:{port}")
+        try:
+            await call.write(b"echo:through the second address")
+            return await call.read()
+        finally:
+            await call.close()
+
+    assert asyncio.run(scenario()) == b"through the second address"
+    assert looked_up == ["relay.example"]
+
+
+def test_a_name_no_address_of_which_answers_raises_oserror_naming_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ports = [free_port(), free_port()]
+    stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *_, **__: [(*stream, ("127.0.0.1", p)) for p in ports]
+    )
+    with pytest.raises(OSError, match=r"cannot connect to relay\.example:9") as caught:
+        asyncio.run(open_call("relay.example:9"))
+    assert str(caught.value).count("ConnectionRefusedError") == 2
+    assert all(str(port) in str(caught.value) for port in ports)
 
 
 def test_a_server_stopping_with_a_grace_period_lets_the_stream_end_cleanly(
