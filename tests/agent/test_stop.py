@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,43 +24,9 @@ from tests.support.reports import report
 GATE_SECONDS = 30.0
 WAKE_SECONDS = 10.0
 EXIT_SECONDS = 60.0
-# An agent whose first cycle never ends (a read stuck on a dead mount), stopped while that
-# cycle runs: it prints the flush's share of the stop budget, then must exit at all.
-HUNG_CYCLE_AGENT = """
-import asyncio, sys, threading
-from pathlib import Path
-from kubensage_agent.collectors.errors import CollectorErrors
-from kubensage_agent.collectors.node import NodeCollector
-from kubensage_agent.hostfs import HostPaths
-from kubensage_agent.push.runner import AgentRunner, RunConfig
-from kubensage_agent.report import ReportBuilder
-
-errors = CollectorErrors()
-builder = ReportBuilder(
-    agent_id="a", node=NodeCollector(HostPaths(Path(sys.argv[1])), "n", errors),
-    runtime=None, errors=errors, cri_timeout=1,
-)
-building = threading.Event()
-builder.build = lambda sequence: building.set() or threading.Event().wait()
-runner = AgentRunner(builder, RunConfig(relay_address="127.0.0.1:9", flush_timeout_seconds=2.0))
-flush = runner.sender.flush_and_close
-async def recorded_flush(grace):
-    print("flush grace", grace, flush=True)
-    return await flush(grace)
-runner.sender.flush_and_close = recorded_flush
-
-async def main():
-    stop = asyncio.Event()
-    serving = asyncio.create_task(runner.serve(stop))
-    await asyncio.to_thread(building.wait, 30)
-    stop.set()
-    return await serving
-print("served", asyncio.run(main()), flush=True)
-"""
-
-# An agent whose relay name lookup never returns (a DNS server gone silent), stopped
-# during that lookup: it must exit at all.
-HUNG_LOOKUP_AGENT = """
+# An agent on the captured host (argv[1]) that is stopped once its scenario, which builds
+# `runner`, sets `reached`: it prints what `serve` returned, and must exit at all.
+STOPPED_AGENT_HEAD = """
 import asyncio, socket, sys, threading
 from pathlib import Path
 from kubensage_agent.collectors.errors import CollectorErrors
@@ -70,27 +35,62 @@ from kubensage_agent.hostfs import HostPaths
 from kubensage_agent.push.runner import AgentRunner, RunConfig
 from kubensage_agent.report import ReportBuilder
 
-looking_up = threading.Event()
-def never_answers(*args, **kwargs):
-    looking_up.set()
-    threading.Event().wait()
-socket.getaddrinfo = never_answers
-
 errors = CollectorErrors()
 builder = ReportBuilder(
     agent_id="a", node=NodeCollector(HostPaths(Path(sys.argv[1])), "n", errors),
     runtime=None, errors=errors, cri_timeout=1,
 )
-runner = AgentRunner(builder, RunConfig(relay_address="relay.invalid:9", flush_timeout_seconds=1.0))
-
+reached = threading.Event()
+"""
+STOPPED_AGENT_TAIL = """
 async def main():
     stop = asyncio.Event()
     serving = asyncio.create_task(runner.serve(stop))
-    await asyncio.to_thread(looking_up.wait, 30)
+    await asyncio.to_thread(reached.wait, 30)
     stop.set()
     return await serving
 print("served", asyncio.run(main()), flush=True)
 """
+# The first cycle never ends (a read stuck on a dead mount); the flush's share of the stop
+# budget is printed.
+HUNG_CYCLE = """
+builder.build = lambda sequence: reached.set() or threading.Event().wait()
+runner = AgentRunner(builder, RunConfig(relay_address="127.0.0.1:9", flush_timeout_seconds=2.0))
+flush = runner.sender.flush_and_close
+async def recorded_flush(grace):
+    print("flush grace", grace, flush=True)
+    return await flush(grace)
+runner.sender.flush_and_close = recorded_flush
+"""
+# The relay name's lookup never returns (a DNS server gone silent).
+HUNG_LOOKUP = """
+def never_answers(*args, **kwargs):
+    reached.set()
+    threading.Event().wait()
+socket.getaddrinfo = never_answers
+runner = AgentRunner(builder, RunConfig(relay_address="relay.invalid:9", flush_timeout_seconds=1.0))
+"""
+
+
+def stopped_agent(scenario: str) -> tuple[list[str], str]:
+    """Run an agent stopped in `scenario` in a process of its own; its stdout lines and
+    stderr once it exited 0 after `serve` returned 0."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            STOPPED_AGENT_HEAD + scenario + STOPPED_AGENT_TAIL,
+            str(CAPTURED_HOST),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=EXIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "served 0"
+    return lines, done.stderr
 
 
 def stop_during_the_first_cycle(
@@ -147,38 +147,19 @@ def test_a_cycle_that_fails_at_stop_is_logged_and_the_stop_goes_on(
     assert "collection broke" in caplog.text
 
 
-def test_a_cycle_that_never_ends_neither_eats_the_flush_budget_nor_holds_the_exit(
-    tmp_path: Path,
-) -> None:
+def test_a_cycle_that_never_ends_neither_eats_the_flush_budget_nor_holds_the_exit() -> None:
     """One `--flush-timeout` for the whole stop: a hung cycle takes it all, so the flush
     gets none of it on top; and the process exits although the cycle's thread never ends."""
-    done = subprocess.run(
-        [sys.executable, "-c", HUNG_CYCLE_AGENT, str(CAPTURED_HOST)],
-        capture_output=True,
-        text=True,
-        timeout=EXIT_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[-1] == "served 0"
+    lines, stderr = stopped_agent(HUNG_CYCLE)
     grace = float(lines[0].removeprefix("flush grace "))
     assert grace < 1.0, "the flush was given a fresh budget after the cycle used it up"
-    assert "a collection cycle still under way was abandoned at stop" in done.stderr
+    assert "a collection cycle still under way was abandoned at stop" in stderr
 
 
 def test_a_relay_name_lookup_that_never_returns_does_not_hold_the_exit() -> None:
     """The loop's own resolver runs lookups in a pool that `asyncio.run` joins with no
     limit; the agent's lookup is abandoned at stop instead."""
-    done = subprocess.run(
-        [sys.executable, "-c", HUNG_LOOKUP_AGENT, str(CAPTURED_HOST)],
-        capture_output=True,
-        text=True,
-        timeout=EXIT_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "served 0"
+    stopped_agent(HUNG_LOOKUP)
 
 
 def test_a_report_queued_after_the_stop_does_not_cut_the_stream() -> None:
