@@ -19,6 +19,7 @@ import pytest
 from kubensage_lab.processes import free_port
 
 SERVICE = "test.Wire"
+HOLD_SECONDS = 60.0  # a bound on a held call, should a test never stop its server
 UNARY = f"/{SERVICE}/Unary"
 BIDI = f"/{SERVICE}/Bidi"
 
@@ -43,7 +44,10 @@ def bidi(requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[b
 
 
 class WireServer:
+    """Answers as `answer` does; `hold` is never answered before the server stops."""
+
     def __init__(self, target: str) -> None:
+        self.released = threading.Event()
         self.peers: set[str] = set()
         self.metadata: list[tuple[str, str]] = []
         self.server = grpc.server(
@@ -62,6 +66,8 @@ class WireServer:
 
     def _unary(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self.peers.add(context.peer())
+        if request == b"hold":
+            self.released.wait(HOLD_SECONDS)
         return answer(request, context)
 
     def _bidi(self, requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -69,6 +75,7 @@ class WireServer:
         yield from bidi(requests, context)
 
     def stop(self) -> None:
+        self.released.set()
         self.server.stop(grace=None).wait(5)
 
 
