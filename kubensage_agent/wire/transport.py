@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import logging
 import socket
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 from kubensage_agent.threads import in_daemon_thread
 from kubensage_agent.wire.tls import ClientTls, ssl_module
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     import ssl
 
 READ_BYTES = 256 * 1024
+# Lookups abandoned at their deadline keep a thread each until the resolver answers; a
+# resolver that never does must not cost a thread per reconnect.
+MAX_LOOKUPS_IN_FLIGHT = 4
+_lookup_slots = threading.BoundedSemaphore(MAX_LOOKUPS_IN_FLIGHT)
 
 
 class Transport:
@@ -99,31 +104,45 @@ class Transport:
 
 
 async def _connected_socket(host: str, port: int) -> socket.socket:
-    """A socket connected to the first of `host`'s addresses that answers.
-
-    The name is looked up in a daemon thread, not the loop's resolver pool: a lookup
-    hung on a dead DNS server is abandoned at the caller's deadline and cannot hold the
-    agent's exit, whereas that pool is joined at shutdown with no limit."""
-    addresses = await in_daemon_thread(
-        functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM),
-        f"look up {host}",
-    )
+    """A socket connected to the first of `host`'s addresses that answers, tried in the
+    resolver's order as the loop's own connect does."""
     loop = asyncio.get_running_loop()
     failures: list[OSError] = []
-    for family, kind, protocol, _, address in addresses:
-        connection = socket.socket(family, kind, protocol)
+    for family, kind, protocol, _, address in await _addresses(host, port):
+        connection = None
         try:
+            connection = socket.socket(family, kind, protocol)
             connection.setblocking(False)
             await loop.sock_connect(connection, address)
         except OSError as exc:
-            connection.close()
+            if connection is not None:
+                connection.close()
             failures.append(exc)
             continue
         except BaseException:
-            connection.close()
+            if connection is not None:
+                connection.close()
             raise
         return connection
     if len(failures) == 1:
         raise failures[0]
     causes = "; ".join(f"{type(failure).__name__}: {failure}" for failure in failures)
-    raise OSError(f"cannot connect to {host}:{port}: {causes or 'no address'}")
+    raise OSError(f"cannot connect to {host}:{port}: {causes or 'the name has no address'}")
+
+
+async def _addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """`host`'s addresses, looked up in a daemon thread rather than the loop's resolver
+    pool: a lookup hung on a silent DNS server is abandoned at the caller's deadline and
+    cannot hold the agent's exit, whereas that pool is joined at shutdown with no limit.
+    At most MAX_LOOKUPS_IN_FLIGHT lookups wait on the resolver at once."""
+    if not _lookup_slots.acquire(blocking=False):
+        raise OSError(f"cannot look up {host}: {MAX_LOOKUPS_IN_FLIGHT} lookups still unanswered")
+
+    def look_up() -> list[tuple[Any, ...]]:
+        try:
+            return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        finally:
+            _lookup_slots.release()
+
+    # a lookup failing after its caller gave up says no more than the attempt's own error
+    return await in_daemon_thread(look_up, f"look up {host}", late_failure_level=logging.DEBUG)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 from typing import Any
 
 import pytest
 
 from kubensage_agent.wire.bidi import BidiCall, CallEndedError
 from kubensage_agent.wire.status import RpcError, StatusCode
+from kubensage_agent.wire.transport import MAX_LOOKUPS_IN_FLIGHT
 from kubensage_lab.processes import free_port
 from tests.wire.conftest import BIDI, RawPeer, WireServer
 
 LIMIT = 16 << 20
+GATE_SECONDS = 30.0
 
 
 async def open_call(address: str, **kwargs: object) -> BidiCall:
@@ -114,8 +117,9 @@ def test_nothing_listening_raises_oserror() -> None:
 def test_a_name_is_looked_up_and_its_addresses_tried_in_order_until_one_answers(
     tcp_server: tuple[str, WireServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A relay name with several addresses (a Service with dual-stack or stale records): a
-    refused one is passed over, as the loop's own connect would."""
+    """A relay name with several addresses (a Service with dual-stack or stale records): one
+    whose socket cannot be made (IPv6 off on the node, here a family without streams) and
+    a refused one are passed over, as the loop's own connect would."""
     address, _ = tcp_server
     port = int(address.rpartition(":")[2])
     refused = ("127.0.0.1", free_port())
@@ -124,7 +128,8 @@ def test_a_name_is_looked_up_and_its_addresses_tried_in_order_until_one_answers(
     def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
         looked_up.append(host)
         stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
-        return [(*stream, refused), (*stream, ("127.0.0.1", port))]
+        no_streams = (socket.AF_PACKET, socket.SOCK_STREAM, 0, "", ("lo", 0))
+        return [no_streams, (*stream, refused), (*stream, ("127.0.0.1", port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
@@ -152,6 +157,61 @@ def test_a_name_no_address_of_which_answers_raises_oserror_naming_each(
         asyncio.run(open_call("relay.example:9"))
     assert str(caught.value).count("ConnectionRefusedError") == 2
     assert all(str(port) in str(caught.value) for port in ports)
+
+
+def test_a_name_without_addresses_raises_oserror_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_, **__: [])
+    with pytest.raises(OSError, match="the name has no address"):
+        asyncio.run(open_call("relay.example:9"))
+
+
+def test_lookups_left_unanswered_are_bounded_and_their_slots_come_back(
+    tcp_server: tuple[str, WireServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each attempt against a resolver that never answers gives up at its deadline; the
+    threads those lookups hold are bounded, and freed once the resolver answers."""
+    address, _ = tcp_server
+    port = int(address.rpartition(":")[2])
+    answering = threading.Event()
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        asked.append(host)
+        answering.wait(GATE_SECONDS)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    target = f"relay.example:{port}"
+    try:
+        for _ in range(MAX_LOOKUPS_IN_FLIGHT):
+            with pytest.raises(TimeoutError, match=r"no connection within 0\.2 s"):
+                asyncio.run(open_call(target, connect_timeout=0.2))
+        with pytest.raises(OSError, match=f"{MAX_LOOKUPS_IN_FLIGHT} lookups still unanswered"):
+            asyncio.run(open_call(target, connect_timeout=0.2))
+        assert len(asked) == MAX_LOOKUPS_IN_FLIGHT
+    finally:
+        answering.set()
+
+    async def connect_once_slots_are_back() -> bytes | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GATE_SECONDS
+        while True:
+            try:
+                call = await open_call(target)
+                break
+            except OSError as exc:
+                if "unanswered" not in str(exc) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+        try:
+            await call.write(b"echo:answered")
+            return await call.read()
+        finally:
+            await call.close()
+
+    assert asyncio.run(connect_once_slots_are_back()) == b"answered"
 
 
 def test_a_server_stopping_with_a_grace_period_lets_the_stream_end_cleanly(
