@@ -14,21 +14,24 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def in_daemon_thread(function: Callable[[], T], name: str) -> T:
+async def in_daemon_thread(
+    function: Callable[[], T], name: str, *, late_failure_level: int = logging.WARNING
+) -> T:
     """`function()` in a thread of its own, awaited on the loop.
 
     Unlike `asyncio.to_thread` and the loop's own name lookups, whose pool threads are
     joined when the loop and then the interpreter shut down, a daemon thread abandoned
     at stop (a cycle stuck on a hung mount, a lookup on a dead DNS server) cannot hold
     the process past its stop deadline. Should the abandoned work fail later, while the
-    loop still runs, its failure is logged, since nobody awaits it any more."""
+    loop still runs, its failure is logged at `late_failure_level`, since nobody awaits
+    it any more."""
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[T] = loop.create_future()
 
     def settle(result: T | None, error: BaseException | None) -> None:
         if outcome.done():  # the awaiting side gave up
             if error is not None:
-                logger.warning("%s, abandoned, failed afterwards: %r", name, error)
+                logger.log(late_failure_level, "%s, abandoned, failed afterwards: %r", name, error)
             return
         if error is not None:
             outcome.set_exception(error)

@@ -60,7 +60,12 @@ class BidiCall:
         """Connect (TLS included) within `connect_timeout` and start the call.
         Raises OSError or TimeoutError when the peer cannot be reached."""
         host, port = split_host_port(address)
-        transport = await asyncio.wait_for(Transport.connect(host, port, tls), connect_timeout)
+        try:
+            transport = await asyncio.wait_for(Transport.connect(host, port, tls), connect_timeout)
+        except TimeoutError as exc:
+            if exc.errno is not None:  # the kernel's ETIMEDOUT says what it means
+                raise
+            raise TimeoutError(f"no connection within {connect_timeout:g} s") from None
         session = Session(address, receive_limit, gzip=gzip)
         call = session.open(path, metadata)
         transport.send(session.output())

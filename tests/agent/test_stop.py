@@ -46,7 +46,8 @@ STOPPED_AGENT_TAIL = """
 async def main():
     stop = asyncio.Event()
     serving = asyncio.create_task(runner.serve(stop))
-    await asyncio.to_thread(reached.wait, 30)
+    if not await asyncio.to_thread(reached.wait, 30):
+        sys.exit("the scenario never reached the point to stop at")
     stop.set()
     return await serving
 print("served", asyncio.run(main()), flush=True)

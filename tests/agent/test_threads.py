@@ -26,10 +26,12 @@ def test_the_result_and_the_failure_reach_the_awaiting_side() -> None:
     assert asyncio.run(scenario()) == 42
 
 
+@pytest.mark.parametrize("level", [logging.WARNING, logging.DEBUG])
 def test_work_abandoned_by_its_caller_that_fails_later_is_logged(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, level: int
 ) -> None:
-    """Nobody awaits it any more, so the log is the only place its failure can show."""
+    """Nobody awaits it any more, so the log is the only place its failure can show, at
+    the level its starter chose."""
     started, release = threading.Event(), threading.Event()
 
     def stuck_then_failing() -> None:
@@ -38,7 +40,9 @@ def test_work_abandoned_by_its_caller_that_fails_later_is_logged(
         raise OSError("the mount came back broken")
 
     async def scenario() -> None:
-        work = asyncio.ensure_future(in_daemon_thread(stuck_then_failing, "collect"))
+        work = asyncio.ensure_future(
+            in_daemon_thread(stuck_then_failing, "collect", late_failure_level=level)
+        )
         await wait_for(started.is_set)
         work.cancel()  # what a stop deadline does to a cycle under way
         with pytest.raises(asyncio.CancelledError):
@@ -46,7 +50,9 @@ def test_work_abandoned_by_its_caller_that_fails_later_is_logged(
         release.set()
         await wait_for(lambda: "abandoned" in caplog.text)
 
-    with caplog.at_level(logging.WARNING, logger="kubensage_agent.threads"):
+    with caplog.at_level(logging.DEBUG, logger="kubensage_agent.threads"):
         asyncio.run(scenario())
-    assert "collect, abandoned, failed afterwards" in caplog.text
-    assert "the mount came back broken" in caplog.text
+    [record] = caplog.records
+    assert record.levelno == level
+    assert "collect, abandoned, failed afterwards" in record.getMessage()
+    assert "the mount came back broken" in record.getMessage()
