@@ -30,6 +30,15 @@ async def open_call(address: str, **kwargs: object) -> BidiCall:
     return await BidiCall.open(address, BIDI, **options)  # type: ignore[arg-type]
 
 
+async def echoed(call: BidiCall, text: bytes) -> bytes | None:
+    """What the server echoes of `text` on `call`, which is closed after."""
+    try:
+        await call.write(b"echo:" + text)
+        return await call.read()
+    finally:
+        await call.close()
+
+
 @pytest.mark.parametrize("gzip", [False, True])
 def test_messages_larger_than_every_window_go_both_ways_intact(
     tcp_server: tuple[str, WireServer], gzip: bool
@@ -134,14 +143,9 @@ def test_a_name_is_looked_up_and_its_addresses_tried_in_order_until_one_answers(
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
     async def scenario() -> bytes | None:
-        call = await open_call(f"relay.example:{port}")
-        try:
-            await call.write(b"echo:through the second address")
-            return await call.read()
-        finally:
-            await call.close()
+        return await echoed(await open_call(f"relay.example:{port}"), b"through the second")
 
-    assert asyncio.run(scenario()) == b"through the second address"
+    assert asyncio.run(scenario()) == b"through the second"
     assert looked_up == ["relay.example"]
 
 
@@ -205,11 +209,7 @@ def test_lookups_left_unanswered_are_bounded_and_their_slots_come_back(
                 if "unanswered" not in str(exc) or loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.02)
-        try:
-            await call.write(b"echo:answered")
-            return await call.read()
-        finally:
-            await call.close()
+        return await echoed(call, b"answered")
 
     assert asyncio.run(connect_once_slots_are_back()) == b"answered"
 
