@@ -138,11 +138,20 @@ async def _addresses(host: str, port: int) -> list[tuple[Any, ...]]:
     if not _lookup_slots.acquire(blocking=False):
         raise OSError(f"cannot look up {host}: {MAX_LOOKUPS_IN_FLIGHT} lookups still unanswered")
 
+    ran = threading.Event()
+
     def look_up() -> list[tuple[Any, ...]]:
+        ran.set()
         try:
             return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         finally:
             _lookup_slots.release()
 
-    # a lookup failing after its caller gave up says no more than the attempt's own error
-    return await in_daemon_thread(look_up, f"look up {host}", late_failure_level=logging.DEBUG)
+    try:
+        # a lookup failing after its caller gave up says no more than the attempt's own error
+        return await in_daemon_thread(look_up, f"look up {host}", late_failure_level=logging.DEBUG)
+    except RuntimeError as exc:  # no thread could be started (the process at its thread limit)
+        if ran.is_set():
+            raise
+        _lookup_slots.release()
+        raise OSError(f"cannot look up {host}: {exc}") from exc

@@ -214,6 +214,29 @@ def test_lookups_left_unanswered_are_bounded_and_their_slots_come_back(
     assert asyncio.run(connect_once_slots_are_back()) == b"answered"
 
 
+def test_a_lookup_whose_thread_cannot_start_gives_its_slot_back(
+    tcp_server: tuple[str, WireServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt the next reconnect can retry: unreachable, as a lookup that failed."""
+    address, _ = tcp_server
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", no_thread)
+        for _ in range(MAX_LOOKUPS_IN_FLIGHT + 1):
+            with pytest.raises(
+                OSError, match=r"cannot look up 127\.0\.0\.1: can.t start new thread"
+            ):
+                asyncio.run(open_call(address))
+
+    async def scenario() -> bytes | None:
+        return await echoed(await open_call(address), b"threads again")
+
+    assert asyncio.run(scenario()) == b"threads again"
+
+
 def test_a_server_stopping_with_a_grace_period_lets_the_stream_end_cleanly(
     tcp_server: tuple[str, WireServer],
 ) -> None:
