@@ -51,6 +51,7 @@ class ReportQueue:
             discarded = []
             while len(self._order) >= self.capacity:
                 discarded.append(self._order.popleft())
+                self._forget(discarded[-1])  # before the caps count what the spool holds
                 self.dropped_total += 1
             if spooled is None or self.spool is None:
                 self._memory[report.sequence] = report
@@ -58,13 +59,11 @@ class ReportQueue:
                 self.spool.record(report, spooled)
             self._order.append(report.sequence)
             if self.spool is not None:
-                for sequence in self.spool.enforce_caps():
+                for sequence in self.spool.enforce_caps():  # forgotten by the spool itself
                     if sequence in self._order:
                         self._order.remove(sequence)
                         self.dropped_total += 1
                     discarded.append(sequence)
-            for sequence in discarded:
-                self._forget(sequence)
         self._delete_files(discarded)
         self.wake()
 

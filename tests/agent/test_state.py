@@ -101,6 +101,22 @@ def test_byte_cap_evicts_oldest_and_counts_drops(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.report"))) == 3
 
 
+def test_a_report_dropped_for_the_queue_size_is_not_also_evicted_by_the_byte_cap(
+    tmp_path: Path,
+) -> None:
+    """The queue's own drop releases the record's bytes before the spool checks its cap:
+    the spool holds exactly what the queue holds, and no drop is counted twice."""
+    one = len(encode_record(report(sequence=1).SerializeToString()))
+    spool = Spool(tmp_path, max_bytes=2 * one + one // 2, max_age_seconds=3600)
+    queue = ReportQueue(2, spool)
+    for sequence in range(1, 5):
+        queue.put(report(sequence=sequence))
+    assert [queue.after(0).sequence, queue.after(3).sequence] == [3, 4]  # type: ignore[union-attr]
+    assert queue.dropped_total == 2
+    assert spool.evicted_total == 0
+    assert len(list(tmp_path.glob("*.report"))) == 2
+
+
 def test_age_cap_evicts_reports_older_than_allowed(tmp_path: Path) -> None:
     spool = Spool(tmp_path, 16 * MIB, max_age_seconds=60)
     old = report(sequence=1)
