@@ -109,20 +109,20 @@ async def _connected_socket(host: str, port: int) -> socket.socket:
     loop = asyncio.get_running_loop()
     failures: list[OSError] = []
     for family, kind, protocol, _, address in await _addresses(host, port):
-        connection = None
         try:
             connection = socket.socket(family, kind, protocol)
-            connection.setblocking(False)
-            await loop.sock_connect(connection, address)
-        except OSError as exc:
-            if connection is not None:
-                connection.close()
+        except OSError as exc:  # a family the node cannot use (IPv6 turned off)
             failures.append(exc)
             continue
-        except BaseException:
-            if connection is not None:
-                connection.close()
-            raise
+        try:
+            connection.setblocking(False)
+            await loop.sock_connect(connection, address)
+        except BaseException as exc:
+            connection.close()
+            if not isinstance(exc, OSError):
+                raise
+            failures.append(exc)
+            continue
         return connection
     if len(failures) == 1:
         raise failures[0]
