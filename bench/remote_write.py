@@ -3,7 +3,9 @@ vmagent scraping the same series from a relay's /metrics into the same VictoriaM
 
 Sizes come from the environment so the harness can be smoke-tested small:
 BENCH_RW_NODES, BENCH_RW_CONTAINERS, BENCH_RW_INTERVAL (seconds), BENCH_RW_ROUNDS,
-BENCH_RW_PROFILE and BENCH_RW_SCRAPES.
+BENCH_RW_PROFILE and BENCH_RW_SCRAPES. Every simulated node reports as an agent with
+every collector on does (`full_node_report`): the figures per sample are those of real
+reports, whose containers carry the cgroup's figures besides CRI's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from relay.export.encode import Encoding, encode_node
 from relay.export.exporter import report_context
 from relay.ingest.decode import DecodeLimits, MessageDecoder
 from relay.series.profiles import parse_profiles
-from tests.support.load import node_report, percentile, run_load, send_for_ack
+from tests.support.load import full_node_report, percentile, run_load, send_for_ack
 from tests.support.tsdb import VictoriaMetrics
 
 MIB = 1024 * 1024
@@ -67,7 +69,7 @@ class Paced:
 async def _paced_agent(channel: grpc.aio.Channel, index: int, start: float, result: Paced) -> None:
     """One node: a report every interval on a shared grid, each acknowledged before the next."""
     node, agent_id = f"rw-node-{index:05d}", f"rw-agent-{index:05d}"
-    template = node_report(node, agent_id, 1, CONTAINERS)
+    template = full_node_report(node, agent_id, 1, CONTAINERS)
     template.health.interval_seconds = INTERVAL
     offset = (index / max(NODES, 1)) * INTERVAL  # nodes spread over the interval, as in life
     call = telemetry_pb2_grpc.IngestStub(channel).Stream()  # type: ignore[call-arg]
@@ -109,17 +111,17 @@ async def _feed_paced(address: str) -> Paced:
     return result
 
 
-def stages_alone(results: Results, reports: int = 200) -> None:
+def stages_alone(results: Results, reports: int = 200) -> int:
     """The relay's two per-report stages on one thread, with nothing else on the
     machine's cores: the decode every relay does (wire scan, then parse) and the series
     walk and encoding that remote write adds. What a relay spends beyond them is
-    gRPC, the queue and sending."""
+    gRPC, the queue and sending. Returns the samples of one report."""
     encoding = Encoding({})
     profiles = parse_profiles(PROFILE)
     decoder = MessageDecoder(DecodeLimits())
     wire = [
         tm.AgentMessage(
-            report=node_report(f"enc-node-{i:05d}", f"enc-agent-{i:05d}", 1, CONTAINERS)
+            report=full_node_report(f"enc-node-{i:05d}", f"enc-agent-{i:05d}", 1, CONTAINERS)
         ).SerializeToString()
         for i in range(reports)
     ]
@@ -146,17 +148,26 @@ def stages_alone(results: Results, reports: int = 200) -> None:
         f"{encoding_used / samples * 1e6:.2f} us/sample",
         f"{shape}; {reports} reports in {encoding_used:.2f} CPU s",
     )
+    return samples // reports
 
 
 def remote_write(results: Results, workdir: Path) -> None:
     """The relay alone, remote-write only, at the fleet's pace; then vmagent for comparison."""
-    stages_alone(results)
+    per_report = stages_alone(results)
     vm = VictoriaMetrics(workdir, "bench-victoria-metrics").start_serving()
     try:
         relay_cpu_per_sample = _relay_remote_write(results, workdir, vm)
-        _vmagent_scrape(results, workdir, vm, relay_cpu_per_sample)
+        vmagent_cpu_per_sample = _vmagent_scrape(results, workdir, vm, relay_cpu_per_sample)
     finally:
         vm.stop()
+    offered = NODES * per_report / INTERVAL
+    results.add(
+        "remote write",
+        f"cores {NODES} nodes' samples need at the relay's / vmagent's CPU per sample",
+        f"{offered * relay_cpu_per_sample:.2f} / {offered * vmagent_cpu_per_sample:.2f}",
+        f"{offered:,.0f} samples/s offered, on a machine of {os.cpu_count()} cores that also "
+        "runs the generator and VictoriaMetrics",
+    )
 
 
 def _relay_remote_write(results: Results, workdir: Path, vm: VictoriaMetrics) -> float:
@@ -174,7 +185,9 @@ def _relay_remote_write(results: Results, workdir: Path, vm: VictoriaMetrics) ->
         str(workdir / "rw-queue"),
     ) as relay:
         metrics = relay.metrics_url
+        assert vm.process is not None
         cpu_before, started = cpu_seconds(relay.pid), time.perf_counter()
+        generator_before, vm_before = time.process_time(), cpu_seconds(vm.process.pid)
         rss_peak, backlog = 0, []
 
         async def sample_while_feeding() -> Paced:
@@ -191,6 +204,9 @@ def _relay_remote_write(results: Results, workdir: Path, vm: VictoriaMetrics) ->
 
         paced = asyncio.run(sample_while_feeding())
         fed_seconds = time.perf_counter() - started
+        relay_cores = (cpu_seconds(relay.pid) - cpu_before) / fed_seconds
+        generator_cores = (time.process_time() - generator_before) / fed_seconds
+        vm_cores = (cpu_seconds(vm.process.pid) - vm_before) / fed_seconds
         drain_started = time.perf_counter()
         while relay_value(metrics, "kubensage_relay_remote_write_queue_samples", label) > 0:
             if time.perf_counter() - drain_started > 600:
@@ -224,6 +240,12 @@ def _relay_remote_write(results: Results, workdir: Path, vm: VictoriaMetrics) ->
     )
     results.add(
         "remote write",
+        "cores used while the nodes were fed: relay / generator / VictoriaMetrics",
+        f"{relay_cores:.2f} / {generator_cores:.2f} / {vm_cores:.2f}",
+        f"of the machine's {os.cpu_count()}; the relay's Python threads share one interpreter lock",
+    )
+    results.add(
+        "remote write",
         "ack latency p50 / p99 (report queued for remote write)",
         f"{percentile(paced.ack_latencies, 0.5) * 1000:.0f} / "
         f"{percentile(paced.ack_latencies, 0.99) * 1000:.0f} ms",
@@ -241,8 +263,9 @@ def _relay_remote_write(results: Results, workdir: Path, vm: VictoriaMetrics) ->
 
 def _vmagent_scrape(
     results: Results, workdir: Path, vm: VictoriaMetrics, relay_per_sample: float
-) -> None:
-    """vmagent scraping a relay's /metrics (the same series) and writing them to VM."""
+) -> float:
+    """vmagent scraping a relay's /metrics (the same series) and writing them to VM.
+    Returns vmagent's CPU seconds per sample written, 0 when not measured."""
     with RelayProcess(workdir, "scrape-relay-for-vmagent", *RELAY_FLAGS) as relay:
         for start in range(0, NODES, 500):
             load = asyncio.run(
@@ -253,6 +276,7 @@ def _vmagent_scrape(
                     CONTAINERS,
                     first_index=start,
                     end_cleanly=False,
+                    make_report=full_node_report,
                 )
             )
             if load.errors:
@@ -312,7 +336,7 @@ def _vmagent_scrape(
     if not written or not agent_used:
         results.add("remote write", measure, "n/a", note)
         results.target(goal, f"{relay_per_sample * 1e6:.2f} us vs n/a", "not measured")
-        return
+        return 0.0
     results.add("remote write", measure, f"{written / agent_used:,.0f}", note)
     vmagent_per_sample = agent_used / written
     results.target(
@@ -320,6 +344,7 @@ def _vmagent_scrape(
         f"{relay_per_sample * 1e6:.2f} vs {vmagent_per_sample * 1e6:.2f} us",
         "met" if relay_per_sample <= vmagent_per_sample else "missed",
     )
+    return vmagent_per_sample
 
 
 def _vmagent_drained(metrics_url: str, within: float) -> str:

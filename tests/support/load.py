@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
 
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from kubensage_api.telemetry import telemetry_pb2_grpc
-from tests.support.reports import container, pod, report
+from tests.support.reports import container, full_report, pod, report
 
 
 def node_report(node: str, agent_id: str, sequence: int, containers: int) -> tm.Metrics:
+    """A node whose containers carry only the figures CRI gives: the lightest report."""
     pods = [
         pod(
             f"{node}-pod-{i}",
@@ -27,6 +28,15 @@ def node_report(node: str, agent_id: str, sequence: int, containers: int) -> tm.
         for i in range(containers)
     ]
     return report(node=node, sequence=sequence, pods=pods, agent_id=agent_id)
+
+
+def full_node_report(node: str, agent_id: str, sequence: int, containers: int) -> tm.Metrics:
+    """A node as the agent reports it with every collector on (`full_report`)."""
+    return full_report(node=node, sequence=sequence, containers=containers, agent_id=agent_id)
+
+
+# (node, agent id, sequence, containers) -> the node's report
+ReportMaker = Callable[[str, str, int, int], tm.Metrics]
 
 
 @dataclass
@@ -98,9 +108,10 @@ async def _agent(
     result: LoadResult,
     *,
     end_cleanly: bool,
+    make_report: ReportMaker,
 ) -> None:
     node, agent_id = f"load-node-{index:04d}", f"load-agent-{index:04d}"
-    template = node_report(node, agent_id, 1, containers)
+    template = make_report(node, agent_id, 1, containers)
     hello = tm.Hello(agent_id=agent_id, node_name=node)
     await stream_reports(address, hello, _numbered(template, reports), result, end_cleanly)
 
@@ -114,6 +125,7 @@ async def run_load(
     timeout: float = 300.0,
     first_index: int = 0,
     end_cleanly: bool = True,
+    make_report: ReportMaker = node_report,
 ) -> LoadResult:
     """`agents` concurrent streams, each sending `reports` reports, bounded by `timeout`."""
     result = LoadResult()
@@ -121,7 +133,15 @@ async def run_load(
 
     async def guarded(index: int) -> None:
         try:
-            await _agent(address, index, reports, containers, result, end_cleanly=end_cleanly)
+            await _agent(
+                address,
+                index,
+                reports,
+                containers,
+                result,
+                end_cleanly=end_cleanly,
+                make_report=make_report,
+            )
         except (grpc.aio.AioRpcError, RuntimeError) as exc:
             result.errors.append(f"agent {index}: {exc}")
 
