@@ -27,6 +27,7 @@ from kubensage_agent.textformat import render_text
 from kubensage_api.cri import api_pb2
 from kubensage_api.telemetry import telemetry_pb2 as tm
 from tests.support.fake_cri import NANOS, FakeContainer, FakeCriServer, FakeRuntime
+from tests.support.reports import full_container, set_fields
 from tests.test_cgroup_parsers import (
     CONTAINERD_ID,
     CRIO_ID,
@@ -248,6 +249,22 @@ def test_v1_container_captured_on_this_host(node_on: MakeNode) -> None:
     assert cpu_psi.some.total_seconds == pytest.approx(2.613885)
     assert app.limits.cpu_cores == pytest.approx(0.5)
     assert app.limits.memory_bytes == 64 * 1024**2
+
+
+def test_the_simulated_container_of_loads_and_benches_carries_every_figure_of_a_real_one(
+    node_on: MakeNode,
+) -> None:
+    """`full_container` stands for a container in the relay's tests, load and `make bench`:
+    it must set every field the agent sets for the container captured on this host, so a
+    figure per sample is never measured on reports lighter than real ones."""
+    node = node_on(V1)
+    node.runtime.add_pod("s1", "web-7d9c", "shop")
+    node.container(V1_ID, "s1", "app", usage_ns=2 * NANOS, info=node.info("containerd"))
+    real = set_fields(node.collect()[V1_ID])
+    simulated = set_fields(full_container("app", V1_ID, "web-7d9c", "shop", "uid-1"))
+    assert sorted(real - simulated) == []
+    # the cgroup's own figures are among those compared, not only CRI's
+    assert {"cpu.cfs_throttled_seconds_total", "block_io.writes", "pressure.full.avg10"} <= real
 
 
 def test_agent_in_a_cgroup_namespace_still_finds_the_container(node_on: MakeNode) -> None:

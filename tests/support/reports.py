@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from google.protobuf.message import Message
+
 from kubensage_api.telemetry import telemetry_pb2 as tm
 
 NANOS = 1_000_000_000
@@ -133,6 +135,13 @@ def full_container(name: str, cid: str, pod_name: str, namespace: str, uid: str)
     disk = out.block_io.add(device="sda", major=8, minor=0)
     disk.reads, disk.writes, disk.read_bytes, disk.written_bytes = 120, 3400, 4_915_200, 9_830_400
     out.tasks.threads, out.tasks.threads_max = 14, 4096
+    out.swap_usage_bytes = 0
+    for resource, stalled in (("memory", 0.75), ("io", 3.5)):
+        psi = out.pressure.add(resource=resource)
+        psi.some.total_seconds, psi.full.total_seconds = 2 * stalled, stalled
+    for psi in out.pressure:  # the kernel's running averages, as percentages
+        for line in (psi.some, psi.full):
+            line.avg10, line.avg60, line.avg300 = 0.42, 0.31, 0.12
     out.cgroup_path = f"/kubepods/burstable/pod{uid}/{cid}"
     return out
 
@@ -212,6 +221,21 @@ def full_report(
     health = out.health
     health.process_cpu_seconds_total, health.process_resident_memory_bytes = 42.0, 48 << 20
     return out
+
+
+def set_fields(message: Message, prefix: str = "") -> set[str]:
+    """Dotted paths of the fields `message` sets, through nested and repeated messages
+    (a map is one path): what a report carries, whatever the values."""
+    paths = set()
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        entry = field.message_type
+        if entry is None or entry.GetOptions().map_entry:
+            paths.add(path)
+            continue
+        for item in value if field.is_repeated else (value,):
+            paths |= set_fields(item, path + ".")
+    return paths
 
 
 def check(
